@@ -1,0 +1,168 @@
+"""Tree maths shared by every transformation, written once.
+
+All helpers map over pytrees with `jax.tree.map`, so `None` leaves (and
+optax's `MaskedNode`) are empty subtrees that pass through untouched. Scalars
+that meet a leaf (decays, learning rates, clipping factors) are cast to that
+leaf's dtype first: nothing is silently promoted, and a float64 parameter is
+never pushed through a float32 step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+__all__ = [
+    "accumulation_dtype",
+    "assert_same_structure",
+    "bias_correction",
+    "cast_like",
+    "first_difference",
+    "full_like",
+    "global_norm",
+    "safe_increment",
+    "scale_tree",
+    "tree_cast",
+    "update_moment",
+    "zeros_like",
+]
+
+safe_increment = optax.safe_int32_increment
+"""Add one to an int32 counter, saturating at the largest int32."""
+
+
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
+def first_difference(a: Any, b: Any) -> str | None:
+    """Return the key path of the first place two pytrees differ, else None."""
+    if jax.tree.structure(a, is_leaf=_is_none) == jax.tree.structure(
+        b, is_leaf=_is_none
+    ):
+        return None
+    paths_a = [p for p, _ in jax.tree_util.tree_leaves_with_path(a, is_leaf=_is_none)]
+    paths_b = [p for p, _ in jax.tree_util.tree_leaves_with_path(b, is_leaf=_is_none)]
+    for pa, pb in zip(paths_a, paths_b, strict=False):
+        if pa != pb:
+            return jax.tree_util.keystr(min(pa, pb, key=len))
+        leaf_a = _leaf_at(a, pa)
+        leaf_b = _leaf_at(b, pb)
+        if (leaf_a is None) != (leaf_b is None):
+            return jax.tree_util.keystr(pa)
+    if len(paths_a) != len(paths_b):
+        longer = paths_a if len(paths_a) > len(paths_b) else paths_b
+        return jax.tree_util.keystr(longer[min(len(paths_a), len(paths_b))])
+    return "<root> (container types differ)"
+
+
+def _leaf_at(tree: Any, path: tuple) -> Any:
+    for key in path:
+        if isinstance(key, jax.tree_util.DictKey):
+            tree = tree[key.key]
+        elif isinstance(key, jax.tree_util.SequenceKey):
+            tree = tree[key.idx]
+        elif isinstance(key, jax.tree_util.GetAttrKey):
+            tree = getattr(tree, key.name)
+        else:  # a custom node: give up on leaf comparison, paths already matched
+            return object()
+    return tree
+
+
+def assert_same_structure(a: Any, b: Any, a_name: str, b_name: str) -> None:
+    """Raise `ValueError` naming the first path where `a` and `b` differ."""
+    where = first_difference(a, b)
+    if where is not None:
+        raise ValueError(
+            f"{a_name} and {b_name} have different tree structures; "
+            f"first difference at {where or '<root>'}. "
+            f"{a_name}: {jax.tree.structure(a, is_leaf=_is_none)}; "
+            f"{b_name}: {jax.tree.structure(b, is_leaf=_is_none)}"
+        )
+
+
+def accumulation_dtype(dtype: Any) -> jnp.dtype:
+    """The dtype in which statistics of a leaf of `dtype` are accumulated.
+
+    float64 stays float64; every narrower float (bfloat16, float16, float32)
+    accumulates in float32.
+    """
+    dtype = jnp.dtype(dtype)
+    return jnp.dtype(jnp.float64) if dtype.itemsize >= 8 else jnp.dtype(jnp.float32)
+
+
+def cast_like(x: Any, leaf: jax.Array) -> jax.Array:
+    """`x` (a Python number or scalar array) as an array of `leaf`'s dtype."""
+    return jnp.asarray(x, dtype=jnp.asarray(leaf).dtype)
+
+
+def zeros_like(tree: Any, dtype: Any = None) -> Any:
+    """Zeros shaped like each leaf, in `dtype` or the leaf's own dtype."""
+    return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), dtype or _dtype(x)), tree)
+
+
+def full_like(tree: Any, value: Any, dtype: Any = None) -> Any:
+    """`value` broadcast to each leaf's shape, in `dtype` or the leaf's dtype."""
+    return jax.tree.map(
+        lambda x: jnp.full(jnp.shape(x), value, dtype or _dtype(x)), tree
+    )
+
+
+def tree_cast(tree: Any, like: Any) -> Any:
+    """Cast every leaf of `tree` to the dtype of the matching leaf of `like`."""
+    return jax.tree.map(lambda x, y: jnp.asarray(x).astype(_dtype(y)), tree, like)
+
+
+def _dtype(x: Any) -> jnp.dtype:
+    return jnp.asarray(x).dtype
+
+
+def update_moment(updates: Any, moments: Any, decay: Any, order: int) -> Any:
+    """Exponential moving average of `updates**order`, in each moment's dtype.
+
+    $$m \\leftarrow \\beta m + (1 - \\beta)\\, g^{k}$$
+    """
+
+    def one(g, m):
+        g = jnp.asarray(g).astype(m.dtype)
+        d = cast_like(decay, m)
+        return d * m + (1 - d) * (g**order if order != 1 else g)
+
+    return jax.tree.map(one, updates, moments)
+
+
+def bias_correction(moments: Any, decay: Any, count: jax.Array) -> Any:
+    """Divide each moment by $1 - \\beta^t$ (Adam's bias correction)."""
+
+    def one(m):
+        dtype = accumulation_dtype(m.dtype)
+        d = jnp.asarray(decay, dtype)
+        return (m.astype(dtype) / (1 - d ** count.astype(dtype))).astype(m.dtype)
+
+    return jax.tree.map(one, moments)
+
+
+def scale_tree(scalar: Any, tree: Any) -> Any:
+    """Multiply every leaf by `scalar`, cast to the leaf's dtype."""
+    return jax.tree.map(lambda x: cast_like(scalar, x) * x, tree)
+
+
+def global_norm(tree: Any) -> jax.Array:
+    """$\\sqrt{\\sum_\\text{leaves} \\|x\\|^2}$, accumulated in float32 (float64
+    if any leaf is float64); 0 for an empty tree."""
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.zeros((), jnp.float32)
+    dtype = max((accumulation_dtype(_dtype(x)) for x in leaves), key=_itemsize)
+    total = sum(
+        (jnp.sum(jnp.square(jnp.asarray(x).astype(dtype))) for x in leaves),
+        start=jnp.zeros((), dtype),
+    )
+    return jnp.sqrt(total)
+
+
+def _itemsize(dtype: jnp.dtype) -> int:
+    return jnp.dtype(dtype).itemsize

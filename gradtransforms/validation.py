@@ -1,0 +1,81 @@
+"""Validation of hyperparameters, once, when a transformation is built.
+
+Only concrete numbers (Python or NumPy scalars) are checked: a JAX array may be
+a tracer (under `jit`, `vmap` or `inject_hyperparams`) and cannot be. Each
+error names the argument and the allowed range.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "check_learning_rate",
+    "check_non_negative",
+    "check_positive",
+    "check_positive_int",
+    "check_unit_interval",
+    "is_concrete_number",
+]
+
+
+def is_concrete_number(value: Any) -> bool:
+    """True for Python/NumPy real numbers and 0-d NumPy arrays (not bools)."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and np.issubdtype(value.dtype, np.number)
+    return isinstance(value, numbers.Real)
+
+
+def _reject_non_numeric(name: str, value: Any, allowed: str) -> None:
+    if isinstance(value, bool | np.bool_ | str) or value is None:
+        raise TypeError(f"{name} must be {allowed}; got {value!r}.")
+
+
+def _check(name: str, value: Any, ok: Callable[[float], bool], allowed: str) -> None:
+    _reject_non_numeric(name, value, allowed)
+    if is_concrete_number(value):
+        x = float(value)
+        if math.isnan(x) or not ok(x):
+            raise ValueError(f"{name} must be {allowed}; got {value!r}.")
+
+
+def check_positive(name: str, value: Any) -> None:
+    """Require a finite number > 0."""
+    _check(name, value, lambda x: 0 < x < math.inf, "a finite number > 0")
+
+
+def check_non_negative(name: str, value: Any) -> None:
+    """Require a finite number >= 0."""
+    _check(name, value, lambda x: 0 <= x < math.inf, "a finite number >= 0")
+
+
+def check_unit_interval(name: str, value: Any) -> None:
+    """Require a number in [0, 1) (decays, momenta, Adam's b1 and b2)."""
+    _check(name, value, lambda x: 0 <= x < 1, "a number in [0, 1)")
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    """Require a Python int > 0 (step counts, patience, memory sizes)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int > 0; got {value!r}.")
+    if value <= 0:
+        raise ValueError(f"{name} must be an int > 0; got {value!r}.")
+
+
+def check_learning_rate(value: Any, name: str = "learning_rate") -> None:
+    """Require a finite number > 0 or a schedule (a callable of the step)."""
+    if callable(value):
+        return
+    _check(
+        name,
+        value,
+        lambda x: 0 < x < math.inf,
+        "a finite number > 0 or a schedule (a callable of the step count)",
+    )

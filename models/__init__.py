@@ -1,0 +1,3 @@
+"""Flax NNX models for the gradtransforms examples (MLP, CNN, deep linear net)."""
+
+__all__: list[str] = []

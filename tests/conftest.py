@@ -1,0 +1,18 @@
+"""Test configuration: strict dtype promotion, rank promotion raises.
+
+Silent up-casts and broadcasting bugs surface here rather than in users' runs.
+(Warnings-as-errors is set in pyproject.toml's pytest options.)
+"""
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def x64():
+    """Run the test body with float64 enabled (restored afterwards)."""
+    with jax.enable_x64(True):
+        yield
