@@ -24,6 +24,7 @@ from gradtransforms.transforms import (
     scale_by_rss,
     trace,
 )
+from gradtransforms.validation import check_unit_interval
 
 __all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd"]
 
@@ -33,6 +34,7 @@ def _momentum(momentum: Any, nesterov: bool, accumulator_dtype: Any = None) -> l
         if nesterov:
             raise ValueError("nesterov=True needs a momentum in [0, 1); got None.")
         return []
+    check_unit_interval("momentum", momentum)
     return [trace(momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype)]
 
 

@@ -185,18 +185,17 @@ def trace(
 
     def update_fn(updates, state, params=None):
         del params
+
+        def velocity(g, m):
+            dtype = tm.accumulation_dtype(m.dtype)
+            return jnp.asarray(decay, dtype) * m.astype(dtype) + g.astype(dtype)
+
         new_trace = jax.tree.map(
-            lambda g, m: tm.cast_like(decay, m) * m + g.astype(m.dtype),
-            updates,
-            state.trace,
+            lambda g, m: velocity(g, m).astype(m.dtype), updates, state.trace
         )
         if nesterov:
             out = jax.tree.map(
-                lambda g, m: (tm.cast_like(decay, m) * m + g.astype(m.dtype)).astype(
-                    g.dtype
-                ),
-                updates,
-                new_trace,
+                lambda g, m: velocity(g, m).astype(g.dtype), updates, new_trace
             )
         else:
             out = tm.tree_cast(new_trace, updates)
@@ -410,15 +409,15 @@ def scale_by_adam(
         def one(g, m, v):
             dtype = tm.accumulation_dtype(g.dtype)
             m, v, gw = m.astype(dtype), v.astype(dtype), g.astype(dtype)
-            beta1, beta2 = jnp.asarray(b1, dtype), jnp.asarray(b2, dtype)
-            t = count.astype(dtype)
             if nesterov:
-                m_hat = beta1 * (m / (1 - beta1 ** (t + 1))) + (1 - beta1) * (
-                    gw / (1 - beta1**t)
+                m_hat = jnp.asarray(b1, dtype) * (
+                    m / tm.one_minus_power(b1, count + 1, dtype)
+                ) + tm.complement(b1, dtype) * (
+                    gw / tm.one_minus_power(b1, count, dtype)
                 )
             else:
-                m_hat = m / (1 - beta1**t)
-            v_hat = v / (1 - beta2**t)
+                m_hat = m / tm.one_minus_power(b1, count, dtype)
+            v_hat = v / tm.one_minus_power(b2, count, dtype)
             denom = jnp.sqrt(v_hat + jnp.asarray(eps_root, dtype)) + jnp.asarray(
                 eps, dtype
             )
@@ -467,11 +466,13 @@ def add_decayed_weights(
                 "add_decayed_weights needs the parameters: call "
                 "update(updates, state, params)."
             )
-        out = jax.tree.map(
-            lambda g, p: g + (tm.cast_like(weight_decay, p) * p).astype(g.dtype),
-            updates,
-            params,
-        )
+
+        def decayed(g, p):
+            dtype = tm.accumulation_dtype(g.dtype)
+            wd = jnp.asarray(weight_decay, dtype)
+            return (g.astype(dtype) + wd * p.astype(dtype)).astype(g.dtype)
+
+        out = jax.tree.map(decayed, updates, params)
         return out, state
 
     tx = GradientTransformation(init_fn, update_fn)

@@ -20,9 +20,11 @@ __all__ = [
     "assert_same_structure",
     "bias_correction",
     "cast_like",
+    "complement",
     "first_difference",
     "full_like",
     "global_norm",
+    "one_minus_power",
     "safe_increment",
     "scale_tree",
     "tree_cast",
@@ -40,9 +42,7 @@ def _is_none(x: Any) -> bool:
 
 def first_difference(a: Any, b: Any) -> str | None:
     """Return the key path of the first place two pytrees differ, else None."""
-    if jax.tree.structure(a, is_leaf=_is_none) == jax.tree.structure(
-        b, is_leaf=_is_none
-    ):
+    if jax.tree.structure(a) == jax.tree.structure(b):
         return None
     paths_a = [p for p, _ in jax.tree_util.tree_leaves_with_path(a, is_leaf=_is_none)]
     paths_b = [p for p, _ in jax.tree_util.tree_leaves_with_path(b, is_leaf=_is_none)]
@@ -120,18 +120,45 @@ def _dtype(x: Any) -> jnp.dtype:
     return jnp.asarray(x).dtype
 
 
+def complement(decay: Any, dtype: Any) -> jax.Array:
+    """$1 - \\beta$ in `dtype`, subtracted *before* rounding to `dtype`.
+
+    For a Python number the subtraction is exact in double precision; in
+    float32, `1 - float32(0.999)` would be off by 1.3e-5 relative.
+    """
+    return jnp.asarray(1 - decay, dtype)
+
+
 def update_moment(updates: Any, moments: Any, decay: Any, order: int) -> Any:
-    """Exponential moving average of `updates**order`, in each moment's dtype.
+    """Exponential moving average of `updates**order`, stored in each moment's dtype.
 
     $$m \\leftarrow \\beta m + (1 - \\beta)\\, g^{k}$$
+
+    Computed in float32 or wider (`accumulation_dtype`) and rounded once to the
+    moment's dtype: in bfloat16, $\\beta = 0.999$ would round to 1 and
+    $1 - \\beta$ to 0.
     """
 
     def one(g, m):
-        g = jnp.asarray(g).astype(m.dtype)
-        d = cast_like(decay, m)
-        return d * m + (1 - d) * (g**order if order != 1 else g)
+        dtype = accumulation_dtype(m.dtype)
+        d, one_minus_d = jnp.asarray(decay, dtype), complement(decay, dtype)
+        g = jnp.asarray(g).astype(dtype)
+        new = d * m.astype(dtype) + one_minus_d * (g**order if order != 1 else g)
+        return new.astype(m.dtype)
 
     return jax.tree.map(one, updates, moments)
+
+
+def one_minus_power(decay: Any, count: jax.Array, dtype: Any) -> jax.Array:
+    """$1 - \\beta^t$ in `dtype`, accurate when $\\beta^t$ is close to 1.
+
+    Computed as $-\\operatorname{expm1}(t \\log(1 - (1 - \\beta)))$ with
+    $1 - \\beta$ from `complement`: in float32 the literal $1 - \\beta^t$ at
+    $\\beta = 0.999$, $t = 1$ is off by 1.3e-5 relative, which Adam's first
+    step would inherit.
+    """
+    t = jnp.asarray(count).astype(dtype)
+    return -jnp.expm1(t * jnp.log1p(-complement(decay, dtype)))
 
 
 def bias_correction(moments: Any, decay: Any, count: jax.Array) -> Any:
@@ -139,15 +166,20 @@ def bias_correction(moments: Any, decay: Any, count: jax.Array) -> Any:
 
     def one(m):
         dtype = accumulation_dtype(m.dtype)
-        d = jnp.asarray(decay, dtype)
-        return (m.astype(dtype) / (1 - d ** count.astype(dtype))).astype(m.dtype)
+        return (m.astype(dtype) / one_minus_power(decay, count, dtype)).astype(m.dtype)
 
     return jax.tree.map(one, moments)
 
 
 def scale_tree(scalar: Any, tree: Any) -> Any:
-    """Multiply every leaf by `scalar`, cast to the leaf's dtype."""
-    return jax.tree.map(lambda x: cast_like(scalar, x) * x, tree)
+    """Multiply every leaf by `scalar`, in float32 or wider, keeping leaf dtypes."""
+
+    def one(x):
+        x = jnp.asarray(x)
+        dtype = accumulation_dtype(x.dtype)
+        return (jnp.asarray(scalar, dtype) * x.astype(dtype)).astype(x.dtype)
+
+    return jax.tree.map(one, tree)
 
 
 def global_norm(tree: Any) -> jax.Array:

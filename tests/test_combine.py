@@ -1,0 +1,189 @@
+"""chain, masked, partition, inject_hyperparams, apply_updates and tree errors."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gradtransforms as gt
+
+PARAMS = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(0.5)}
+GRADS = {"w": jnp.array([0.2, 0.4]), "b": jnp.array(-1.0)}
+
+
+def test_chain_applies_left_to_right():
+    tx = gt.chain(gt.scale(2.0), gt.clip(1.0), gt.scale(-0.5))
+    out, _ = tx.update(GRADS, tx.init(PARAMS), PARAMS)
+    expected = jax.tree.map(lambda g: -0.5 * np.clip(2.0 * np.asarray(g), -1, 1), GRADS)
+    chex.assert_trees_all_close(out, expected)
+
+
+def test_chain_rejects_non_transformations_by_position():
+    with pytest.raises(TypeError, match="chain argument 1"):
+        gt.chain(gt.scale(1.0), lambda g: g)
+
+
+def test_chain_passes_extra_args_to_transformations_that_take_them():
+    seen = {}
+
+    def init(params):
+        return optax.EmptyState()
+
+    def update(updates, state, params=None, *, value=None, **extra):
+        seen["value"] = value
+        return updates, state
+
+    tx = gt.chain(gt.scale(1.0), optax.GradientTransformationExtraArgs(init, update))
+    tx.update(GRADS, tx.init(PARAMS), PARAMS, value=3.0)
+    assert seen["value"] == 3.0
+
+
+def test_masked_applies_inner_only_where_true():
+    tx = gt.masked(gt.scale(10.0), {"w": True, "b": False})
+    out, _ = tx.update(GRADS, tx.init(PARAMS), PARAMS)
+    chex.assert_trees_all_close(out["w"], 10.0 * GRADS["w"])
+    chex.assert_trees_all_close(out["b"], GRADS["b"])
+
+
+def test_masked_with_a_callable_mask_and_a_stateful_inner():
+    tx = gt.masked(gt.adam(0.1), lambda p: jax.tree.map(lambda x: x.ndim > 0, p))
+    out, _ = tx.update(GRADS, tx.init(PARAMS), PARAMS)
+    chex.assert_trees_all_close(out["b"], GRADS["b"])
+    chex.assert_trees_all_close(out["w"], -0.1 * jnp.sign(GRADS["w"]), rtol=1e-6)
+
+
+def test_masked_rejects_a_mask_that_is_not_bools():
+    with pytest.raises(TypeError, match=r"\['w'\]"):
+        gt.masked(gt.scale(1.0), {"w": 0.5, "b": True})
+
+
+def test_partition_routes_groups_and_freezes_with_set_to_zero():
+    tx = gt.partition(
+        {"train": gt.sgd(0.1), "frozen": gt.set_to_zero()},
+        {"w": "train", "b": "frozen"},
+    )
+    out, _ = tx.update(GRADS, tx.init(PARAMS), PARAMS)
+    chex.assert_trees_all_close(out["w"], -0.1 * GRADS["w"])
+    assert float(out["b"]) == 0.0
+
+
+def test_partition_names_unknown_labels():
+    tx = gt.partition({"train": gt.sgd(0.1)}, {"w": "train", "b": "typo"})
+    with pytest.raises(ValueError, match="typo"):
+        tx.init(PARAMS)
+
+
+def test_identity_passes_through():
+    out, _ = gt.identity().update(GRADS, gt.identity().init(PARAMS))
+    chex.assert_trees_all_equal(out, GRADS)
+
+
+def test_add_decayed_weights_with_mask_and_without_params():
+    tx = gt.add_decayed_weights(0.5, mask={"w": True, "b": False})
+    out, _ = tx.update(GRADS, tx.init(PARAMS), PARAMS)
+    chex.assert_trees_all_close(out["w"], GRADS["w"] + 0.5 * PARAMS["w"])
+    chex.assert_trees_all_close(out["b"], GRADS["b"])
+    plain = gt.add_decayed_weights(0.5)
+    with pytest.raises(ValueError, match="params"):
+        plain.update(GRADS, plain.init(PARAMS))
+
+
+# ----------------------------------------------------------------------------
+# Tree-structure errors name the first differing path.
+
+
+def test_apply_updates_names_the_first_differing_path():
+    with pytest.raises(ValueError, match=r"\['b'\]"):
+        gt.apply_updates({"a": jnp.ones(2), "b": jnp.ones(1)}, {"a": jnp.ones(2)})
+    with pytest.raises(ValueError, match=r"\['net'\]\[1\]"):
+        gt.apply_updates(
+            {"net": [jnp.ones(1), jnp.ones(1)]}, {"net": [jnp.ones(1), None]}
+        )
+
+
+def test_update_names_the_path_where_updates_and_params_differ():
+    tx = gt.adam(0.1)
+    state = tx.init(PARAMS)
+    with pytest.raises(ValueError, match=r"\['c'\]"):
+        tx.update({**GRADS, "c": jnp.ones(1)}, state, {**PARAMS, "d": jnp.ones(1)})
+
+
+def test_update_with_state_of_another_model_names_the_path():
+    tx = gt.adam(0.1)
+    state = tx.init({"w": jnp.ones(2)})
+    with pytest.raises(ValueError, match="b"):
+        tx.update(GRADS, state, PARAMS)
+
+
+def test_apply_updates_keeps_parameter_dtypes():
+    params = {"h": jnp.ones(3, jnp.bfloat16), "f": jnp.ones(3)}
+    updates = {"h": jnp.full(3, 0.5), "f": jnp.full(3, 0.25)}
+    new = gt.apply_updates(params, updates)
+    assert new["h"].dtype == jnp.bfloat16 and new["f"].dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(new["h"], np.float32), 1.5)
+
+
+# ----------------------------------------------------------------------------
+# inject_hyperparams
+
+
+def test_inject_hyperparams_state_holds_arrays_that_can_be_changed():
+    tx = gt.inject_hyperparams(gt.sgd)(learning_rate=0.1, momentum=0.9)
+    state = tx.init(PARAMS)
+    assert set(state.hyperparams) == {"learning_rate", "momentum"}
+    state = state._replace(
+        hyperparams={**state.hyperparams, "learning_rate": jnp.asarray(0.01)}
+    )
+    out, _ = tx.update(GRADS, state, PARAMS)
+    chex.assert_trees_all_close(out, jax.tree.map(lambda g: -0.01 * g, GRADS))
+
+
+def test_inject_hyperparams_evaluates_schedules_each_step():
+    sched = gt.piecewise_constant_schedule(1.0, {2: 0.1})
+    tx = gt.inject_hyperparams(gt.sgd)(learning_rate=sched)
+    state = tx.init(PARAMS)
+    lrs = []
+    for _ in range(4):
+        _, state = tx.update(GRADS, state, PARAMS)
+        lrs.append(float(state.hyperparams["learning_rate"]))
+    np.testing.assert_allclose(lrs, [1.0, 1.0, 0.1, 0.1], rtol=1e-6)
+
+
+def test_inject_hyperparams_static_args_pass_callables_through():
+    mask_fn = lambda p: jax.tree.map(lambda x: x.ndim > 0, p)
+    tx = gt.inject_hyperparams(gt.adamw, static_args=("mask",))(
+        learning_rate=0.1, weight_decay=0.5, mask=mask_fn
+    )
+    state = tx.init(PARAMS)
+    assert "mask" not in state.hyperparams
+    reference = gt.adamw(0.1, weight_decay=0.5, mask=mask_fn)
+    chex.assert_trees_all_close(
+        tx.update(GRADS, state, PARAMS)[0],
+        reference.update(GRADS, reference.init(PARAMS), PARAMS)[0],
+    )
+
+
+def test_inject_hyperparams_errors():
+    with pytest.raises(TypeError, match="keyword"):
+        gt.inject_hyperparams(gt.sgd)(0.1)
+    with pytest.raises(TypeError, match="static_args"):
+        gt.inject_hyperparams(gt.adamw)(learning_rate=0.1, mask={"w": True})
+    with pytest.raises(ValueError, match="momentum"):
+        gt.inject_hyperparams(gt.sgd)(learning_rate=0.1, momentum=1.5)
+
+
+def test_inject_hyperparams_vmaps_over_learning_rates():
+    lrs = jnp.array([0.1, 0.2, 0.3])
+
+    def one(lr):
+        tx = gt.inject_hyperparams(gt.sgd)(learning_rate=lr, momentum=0.5)
+        return tx.update(GRADS, tx.init(PARAMS), PARAMS)[0]
+
+    out = jax.vmap(one)(lrs)
+    chex.assert_trees_all_close(
+        out["w"], -lrs[:, None] * GRADS["w"][None, :], rtol=1e-6
+    )

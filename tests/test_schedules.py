@@ -1,0 +1,141 @@
+"""Schedules: eq. 8.14 against its closed form, parity with optax, float64, errors."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gradtransforms as gt
+
+
+def _values(schedule, steps):
+    return np.array([float(schedule(jnp.asarray(k, jnp.int32))) for k in steps])
+
+
+def test_linear_decay_follows_eq_8_14():
+    eps0, eps_tau, tau = 0.5, 0.005, 7
+    steps = range(12)
+    expected = [(1 - min(k / tau, 1)) * eps0 + min(k / tau, 1) * eps_tau for k in steps]
+    np.testing.assert_allclose(
+        _values(gt.linear_decay_schedule(eps0, eps_tau, tau), steps),
+        expected,
+        rtol=1e-6,
+    )
+
+
+def test_linear_decay_transition_begin_holds_the_initial_value():
+    s = gt.linear_decay_schedule(1.0, 0.0, transition_steps=4, transition_begin=3)
+    np.testing.assert_allclose(
+        _values(s, range(9)), [1, 1, 1, 1, 0.75, 0.5, 0.25, 0, 0], atol=1e-7
+    )
+
+
+def test_schedules_are_float64_under_x64_without_a_float32_step(x64):
+    """optax computes its linear schedule in float32; ours stays in float64."""
+    eps0, eps_tau, tau = 0.1, 1e-3, 3
+    s = gt.linear_decay_schedule(eps0, eps_tau, tau)
+    k = jnp.asarray(1, jnp.int32)
+    assert s(k).dtype == jnp.float64
+    exact = (1 - 1 / 3) * eps0 + (1 / 3) * eps_tau  # Python double arithmetic
+    assert float(s(k)) == pytest.approx(exact, rel=1e-15, abs=0)
+    for sched in (
+        gt.constant_schedule(0.1),
+        gt.exponential_decay(0.1, 3, 0.5),
+        gt.cosine_decay_schedule(0.1, 10),
+        gt.warmup_cosine_decay_schedule(0.0, 0.1, 3, 10),
+        gt.piecewise_constant_schedule(0.1, {2: 0.5}),
+    ):
+        assert sched(k).dtype == jnp.float64
+    cos = gt.cosine_decay_schedule(0.1, 10, alpha=0.01)
+    expected = 0.1 * ((1 - 0.01) * 0.5 * (1 + math.cos(math.pi * 3 / 10)) + 0.01)
+    assert float(cos(jnp.asarray(3, jnp.int32))) == pytest.approx(expected, rel=1e-14)
+
+
+STEPS = [*range(0, 40, 3), 100, 1000]
+PAIRS = {
+    "constant": (gt.constant_schedule(0.3), optax.constant_schedule(0.3)),
+    "linear": (
+        gt.linear_decay_schedule(0.3, 0.01, 17, transition_begin=2),
+        optax.linear_schedule(0.3, 0.01, 17, transition_begin=2),
+    ),
+    "exponential": (
+        gt.exponential_decay(0.3, 5, 0.7, transition_begin=3),
+        optax.exponential_decay(0.3, 5, 0.7, transition_begin=3),
+    ),
+    "exponential_staircase_end": (
+        gt.exponential_decay(0.3, 5, 0.7, staircase=True, end_value=0.1),
+        optax.exponential_decay(0.3, 5, 0.7, staircase=True, end_value=0.1),
+    ),
+    "exponential_growth_end": (
+        gt.exponential_decay(0.3, 5, 1.3, end_value=0.5),
+        optax.exponential_decay(0.3, 5, 1.3, end_value=0.5),
+    ),
+    "piecewise": (
+        gt.piecewise_constant_schedule(0.3, {5: 0.5, 20: 0.1}),
+        optax.piecewise_constant_schedule(0.3, {5: 0.5, 20: 0.1}),
+    ),
+    "cosine": (
+        gt.cosine_decay_schedule(0.3, 30, alpha=0.1, exponent=2.0),
+        optax.cosine_decay_schedule(0.3, 30, alpha=0.1, exponent=2.0),
+    ),
+    "warmup_cosine": (
+        gt.warmup_cosine_decay_schedule(0.0, 0.3, 6, 30, end_value=0.01),
+        optax.warmup_cosine_decay_schedule(0.0, 0.3, 6, 30, end_value=0.01),
+    ),
+    "join": (
+        gt.join_schedules(
+            [gt.constant_schedule(0.1), gt.linear_decay_schedule(0.2, 0.0, 10)], [7]
+        ),
+        optax.join_schedules(
+            [optax.constant_schedule(0.1), optax.linear_schedule(0.2, 0.0, 10)], [7]
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_matches_optax(name):
+    ours, theirs = PAIRS[name]
+    with jax.numpy_dtype_promotion("standard"):
+        expected = _values(theirs, STEPS)
+    np.testing.assert_allclose(_values(ours, STEPS), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_schedules_jit_and_vmap_over_the_count():
+    s = gt.warmup_cosine_decay_schedule(0.0, 1.0, 5, 20)
+    counts = jnp.arange(25, dtype=jnp.int32)
+    np.testing.assert_allclose(
+        jax.jit(jax.vmap(s))(counts), _values(s, range(25)), rtol=1e-6, atol=1e-7
+    )
+
+
+@pytest.mark.parametrize(
+    ("build", "argument"),
+    [
+        (lambda: gt.linear_decay_schedule(0.1, 0.0, 0), "transition_steps"),
+        (lambda: gt.linear_decay_schedule(0.1, 0.0, 2.5), "transition_steps"),
+        (lambda: gt.linear_decay_schedule(0.1, 0.0, 5, -1), "transition_begin"),
+        (lambda: gt.linear_decay_schedule(float("nan"), 0.0, 5), "init_value"),
+        (lambda: gt.exponential_decay(0.1, 0, 0.5), "transition_steps"),
+        (lambda: gt.exponential_decay(0.1, 5, -0.5), "decay_rate"),
+        (lambda: gt.cosine_decay_schedule(0.1, 0), "decay_steps"),
+        (lambda: gt.cosine_decay_schedule(0.1, 10, alpha=-1.0), "alpha"),
+        (lambda: gt.warmup_cosine_decay_schedule(0, 1, 10, 5), "decay_steps"),
+        (lambda: gt.warmup_cosine_decay_schedule(0, 1, -1, 5), "warmup_steps"),
+        (lambda: gt.piecewise_constant_schedule(0.1, {-3: 0.5}), "boundaries"),
+        (lambda: gt.piecewise_constant_schedule(0.1, {3: -0.5}), "boundaries"),
+        (lambda: gt.join_schedules([gt.constant_schedule(1.0)], [3]), "boundaries"),
+        (
+            lambda: gt.join_schedules([gt.constant_schedule(1.0)] * 3, [5, 2]),
+            "boundaries",
+        ),
+    ],
+)
+def test_bad_arguments_name_themselves(build, argument):
+    with pytest.raises((ValueError, TypeError), match=argument):
+        build()
