@@ -57,7 +57,7 @@ def apply_updates(params: Params, updates: Updates) -> Params:
       ValueError: if the two trees differ; the message names the first
         differing path.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, gradtransforms as gt
       >>> gt.apply_updates({"w": jnp.ones(2)}, {"w": jnp.full(2, -0.5)})
       {'w': Array([0.5, 0.5], dtype=float32)}

@@ -42,8 +42,9 @@ def _stateless(update_leaf) -> GradientTransformation:
 
 
 def clip(max_delta: float) -> GradientTransformation:
-    """Clip every element to $[-\\Delta, \\Delta]$: $u = \\min(\\max(g, -\\Delta),
-    \\Delta)$.
+    """Clip every element to $[-\\Delta, \\Delta]$.
+
+    $$u = \\min(\\max(g, -\\Delta), \\Delta)$$
 
     Args:
       max_delta: $\\Delta > 0$.

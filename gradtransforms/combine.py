@@ -57,7 +57,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformationExtraArg
       naming the first differing path if `updates` and `params` differ in
       structure.
 
-    Example:
+    Examples:
       >>> import gradtransforms as gt
       >>> tx = gt.chain(gt.clip_by_global_norm(1.0), gt.scale_by_adam(),
       ...               gt.scale_by_learning_rate(1e-3))
@@ -148,7 +148,14 @@ class InjectHyperparamsState(NamedTuple):
 
 
 def _is_static_value(value: Any) -> bool:
-    return value is None or isinstance(value, bool | str | np.bool_)
+    """None, bools, strings and dtypes: values that cannot be hyperparameters.
+
+    Dtypes are checked here because `jnp.bfloat16` is a class, hence callable,
+    and would otherwise be taken for a schedule.
+    """
+    if value is None or isinstance(value, bool | str | np.bool_ | np.dtype | type):
+        return True
+    return False
 
 
 def inject_hyperparams(
@@ -164,8 +171,10 @@ def inject_hyperparams(
     `state.hyperparams` and can be read, changed between steps, scheduled or
     `vmap`-ed. The keyword arguments are sorted by an explicit rule:
 
-    * names listed in `static_args`, and values that are `bool`, `None` or
-      `str`, are passed through unchanged (e.g. `nesterov`, a `mask`);
+    * names listed in `static_args`, and values that are `bool`, `None`,
+      `str` or a dtype, are passed through unchanged (e.g. `nesterov=True`,
+      `mu_dtype=jnp.bfloat16`); a mask (a pytree or a function) must be listed
+      in `static_args`;
     * a callable value is a *schedule* of the update count; its value is
       computed each step and stored in `state.hyperparams[name]`;
     * every other value must be a number or scalar array: it is stored as an
@@ -185,8 +194,8 @@ def inject_hyperparams(
       A function of keyword arguments returning a
       `GradientTransformationExtraArgs` with `InjectHyperparamsState`.
 
-    Example:
-      >>> import gradtransforms as gt
+    Examples:
+      >>> import jax.numpy as jnp, gradtransforms as gt
       >>> tx = gt.inject_hyperparams(gt.sgd)(learning_rate=0.1, momentum=0.9)
       >>> state = tx.init({"w": jnp.zeros(3)})
       >>> state = state._replace(

@@ -64,7 +64,7 @@ def sgd(
     Returns:
       A `GradientTransformationExtraArgs`.
 
-    Example:
+    Examples:
       >>> import gradtransforms as gt
       >>> tx = gt.sgd(gt.linear_decay_schedule(0.1, 0.001, 1000), momentum=0.9)
     """
@@ -80,8 +80,10 @@ def adagrad(
     eps: float = 1e-7,
     eps_root: float = 0.0,
 ) -> GradientTransformationExtraArgs:
-    """AdaGrad (Algorithm 8.4): $\\Delta\\theta = -\\varepsilon\\, g / (\\delta +
-    \\sqrt{r})$, $r = \\sum g \\odot g$.
+    """AdaGrad (Algorithm 8.4): divide by the root of all squared gradients so far.
+
+    $$r \\leftarrow r + g \\odot g, \\qquad \\Delta\\theta =
+    -\\frac{\\varepsilon}{\\delta + \\sqrt{r}} \\odot g$$
 
     Defaults reproduce Algorithm 8.4: accumulator from 0, $\\delta = 10^{-7}$
     outside the root. optax's `adagrad` starts the accumulator at 0.1 and puts
@@ -189,7 +191,7 @@ def adam(
     Returns:
       `chain(scale_by_adam(...), scale_by_learning_rate(learning_rate))`.
 
-    Example:
+    Examples:
       >>> import gradtransforms as gt
       >>> tx = gt.adam(1e-3)
     """

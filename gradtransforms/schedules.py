@@ -94,7 +94,7 @@ def linear_decay_schedule(
     Returns:
       A schedule `count -> value`.
 
-    Example:
+    Examples:
       >>> import gradtransforms as gt
       >>> s = gt.linear_decay_schedule(1.0, 0.0, transition_steps=4)
       >>> [float(s(k)) for k in range(6)]
@@ -121,8 +121,9 @@ def exponential_decay(
     staircase: bool = False,
     end_value: float | None = None,
 ) -> Schedule:
-    """Exponential decay: $\\varepsilon_k = \\varepsilon_0\\,
-    r^{(k - k_0)/T}$ for $k \\ge k_0$.
+    """Exponential decay by a factor $r$ every $T$ steps.
+
+    $$\\varepsilon_k = \\varepsilon_0\\, r^{(k - k_0)/T}, \\quad k \\ge k_0$$
 
     With `staircase=True` the exponent is floored (a step every $T$ updates).
     `end_value` bounds the value: from below when $r < 1$, from above when

@@ -97,7 +97,9 @@ class ScaleByScheduleState(NamedTuple):
     count: jax.Array  # int32 scalar: number of updates so far
 
 
-def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any]):
+def scale_by_schedule(
+    step_size_fn: Callable[[jax.Array], Any],
+) -> GradientTransformation:
     """Multiply updates by a schedule of the update count: $u = s(k)\\,g$.
 
     The first update uses $s(0)$ (the optax convention).
@@ -125,7 +127,9 @@ def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any]):
     return GradientTransformation(init_fn, update_fn)
 
 
-def scale_by_learning_rate(learning_rate, *, flip_sign: bool = True):
+def scale_by_learning_rate(
+    learning_rate: float | Callable[[jax.Array], Any], *, flip_sign: bool = True
+) -> GradientTransformation:
     """Multiply updates by $-\\varepsilon$ (a number or a schedule $\\varepsilon_k$).
 
     Args:
@@ -166,7 +170,7 @@ def trace(
     applied first, as `sgd` does), $m$ is the textbook velocity $v$ of
     Algorithm 8.2 exactly, also under a schedule $\\varepsilon_k$. For
     Nesterov, the parameters this transformation sees are the look-ahead point
-    $\\varphi = \\theta + \\alpha v$ of Algorithm 8.3 (SPEC.md §1): the gradient is
+    $\\varphi = \\theta + \\alpha v$ of Algorithm 8.3: the gradient is
     taken there, and $\\varphi_{t+1} = \\varphi_t + \\alpha v_{t+1} - \\varepsilon
     g(\\varphi_t)$; the textbook $\\theta$ is $\\varphi - \\alpha v$.
 

@@ -187,3 +187,10 @@ def test_inject_hyperparams_vmaps_over_learning_rates():
     chex.assert_trees_all_close(
         out["w"], -lrs[:, None] * GRADS["w"][None, :], rtol=1e-6
     )
+
+
+def test_inject_hyperparams_keeps_dtypes_static():
+    tx = gt.inject_hyperparams(gt.adam)(learning_rate=0.1, mu_dtype=jnp.bfloat16)
+    state = tx.init(PARAMS)
+    assert "mu_dtype" not in state.hyperparams
+    assert state.inner_state[0].mu["w"].dtype == jnp.bfloat16

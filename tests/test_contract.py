@@ -116,15 +116,8 @@ def test_inject_hyperparams_matches_the_plain_optimizer_in_float64(entry, x64):
         **entry.kwargs
     )
     params = {"x": jnp.linspace(-1.0, 2.0, 5, dtype=jnp.float64)}
-    p_plain, s_plain = params, plain.init(params)
-    p_inj, s_inj = params, injected.init(params)
-    for _ in range(20):
-        g = jax.grad(_quadratic)(p_plain)
-        u, s_plain = plain.update(g, s_plain, p_plain)
-        p_plain = gt.apply_updates(p_plain, u)
-        g = jax.grad(_quadratic)(p_inj)
-        u, s_inj = injected.update(g, s_inj, p_inj)
-        p_inj = gt.apply_updates(p_inj, u)
+    p_plain, s_plain = _run(plain, _quadratic, params, steps=20)
+    p_inj, s_inj = _run(injected, _quadratic, params, steps=20)
     assert p_inj["x"].dtype == jnp.float64
     chex.assert_trees_all_close(p_inj, p_plain, rtol=1e-15, atol=0)
     for name, value in s_inj.hyperparams.items():
