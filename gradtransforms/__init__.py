@@ -7,6 +7,14 @@ chapter 8, as optax-compatible `(init, update)` pairs. One flat namespace:
     tx = gt.chain(gt.clip_by_global_norm(1.0), gt.adam(1e-3))
 """
 
+from gradtransforms import diagnostics, training
+from gradtransforms.averaging import (
+    AverageState,
+    averaged_model,
+    averaged_params,
+    ema_average,
+    polyak_average,
+)
 from gradtransforms.base import (
     EmptyState,
     GradientTransformation,
@@ -35,6 +43,11 @@ from gradtransforms.combine import (
     inject_hyperparams,
     masked,
     partition,
+)
+from gradtransforms.coordinate import (
+    BlockCoordinateState,
+    alternating_minimization,
+    block_coordinate_descent,
 )
 from gradtransforms.optimizers import adagrad, adam, adamw, rmsprop, sgd
 from gradtransforms.schedules import (
@@ -70,6 +83,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AddDecayedWeightsState",
     "ApplyIfFiniteState",
+    "AverageState",
+    "BlockCoordinateState",
     "ClipByGlobalNormState",
     "EmaState",
     "EmptyState",
@@ -90,15 +105,21 @@ __all__ = [
     "adam",
     "adamw",
     "add_decayed_weights",
+    "alternating_minimization",
     "apply_if_finite",
     "apply_updates",
+    "averaged_model",
+    "averaged_params",
+    "block_coordinate_descent",
     "chain",
     "clip",
     "clip_by_global_norm",
     "clip_by_norm",
     "constant_schedule",
     "cosine_decay_schedule",
+    "diagnostics",
     "ema",
+    "ema_average",
     "exponential_decay",
     "identity",
     "inject_hyperparams",
@@ -107,6 +128,7 @@ __all__ = [
     "masked",
     "partition",
     "piecewise_constant_schedule",
+    "polyak_average",
     "rmsprop",
     "scale",
     "scale_by_adam",
@@ -117,6 +139,7 @@ __all__ = [
     "set_to_zero",
     "sgd",
     "trace",
+    "training",
     "warmup_cosine_decay_schedule",
     "zero_nans",
 ]

@@ -116,7 +116,7 @@ def test_inject_hyperparams_matches_the_plain_optimizer_in_float64(entry, x64):
         **entry.kwargs
     )
     params = {"x": jnp.linspace(-1.0, 2.0, 5, dtype=jnp.float64)}
-    p_plain, s_plain = _run(plain, _quadratic, params, steps=20)
+    p_plain, _ = _run(plain, _quadratic, params, steps=20)
     p_inj, s_inj = _run(injected, _quadratic, params, steps=20)
     assert p_inj["x"].dtype == jnp.float64
     chex.assert_trees_all_close(p_inj, p_plain, rtol=1e-15, atol=0)

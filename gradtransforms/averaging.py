@@ -1,0 +1,247 @@
+"""Averaging of iterates (textbook §8.7.3): Polyak and exponential averages.
+
+Both are pass-through transformations: the updates leave unchanged, and the
+state keeps a running average of the *parameters after each update*,
+$\\theta^{(1)}, \\dots, \\theta^{(t)}$ — so place them last in a chain, after
+the learning rate. Training continues from the raw iterate; the average is
+what one evaluates (`averaged_params`, `averaged_model`).
+
+All three averages are one running weighted mean,
+$\\hat\\theta \\leftarrow \\hat\\theta + w_n(\\theta^{(t)} - \\hat\\theta)$ over
+the $n$-th averaged iterate, with
+
+* Polyak: $w_n = 1/n$, giving $\\hat\\theta = \\frac1n \\sum_i \\theta^{(i)}$;
+* EMA (eq. 8.39) from the initial parameters: $w_n = 1 - \\alpha$;
+* EMA debiased (from zero, divided by $1 - \\alpha^n$):
+  $w_n = (1 - \\alpha)/(1 - \\alpha^n)$.
+
+The debiased form stores the already-corrected average, so evaluating it
+needs no extra state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gradtransforms import tree_math as tm
+from gradtransforms.base import GradientTransformation
+from gradtransforms.validation import check_unit_interval
+
+__all__ = [
+    "AverageState",
+    "averaged_model",
+    "averaged_params",
+    "ema_average",
+    "polyak_average",
+]
+
+
+class AverageState(NamedTuple):
+    """State of `polyak_average` and `ema_average`."""
+
+    count: jax.Array
+    """int32 scalar: updates seen so far (iterates $\\theta^{(1)}\\dots$)."""
+    average: Any
+    """Like params, in the accumulator dtype: the current average."""
+
+
+def _check_start_step(start_step: Any) -> None:
+    if isinstance(start_step, bool) or not isinstance(start_step, int):
+        raise TypeError(f"start_step must be an int >= 0; got {start_step!r}.")
+    if start_step < 0:
+        raise ValueError(f"start_step must be an int >= 0; got {start_step!r}.")
+
+
+def _running_average(weight_fn, start_step: int, accumulator_dtype: Any):
+    """The shared pass-through: average the iterates after `start_step` updates.
+
+    Before the first averaged iterate the average tracks the current
+    parameters, so it always holds something one can evaluate.
+    """
+
+    def dtype_of(p):
+        return accumulator_dtype or tm.accumulation_dtype(jnp.asarray(p).dtype)
+
+    def init_fn(params):
+        average = jax.tree.map(lambda p: jnp.asarray(p).astype(dtype_of(p)), params)
+        return AverageState(count=jnp.zeros([], jnp.int32), average=average)
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError(
+                "averaging needs the parameters: call update(updates, state, params)."
+            )
+        count = tm.safe_increment(state.count)
+        n = count - start_step  # how many iterates this average now includes
+
+        def one(p, u, avg):
+            theta = jnp.asarray(p).astype(avg.dtype) + jnp.asarray(u).astype(avg.dtype)
+            w = jnp.where(n > 0, weight_fn(n, avg.dtype), jnp.ones([], avg.dtype))
+            return avg + w * (theta - avg)
+
+        average = jax.tree.map(one, params, updates, state.average)
+        return updates, AverageState(count=count, average=average)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def polyak_average(
+    start_step: int = 0, accumulator_dtype: Any = None
+) -> GradientTransformation:
+    """Polyak averaging (§8.7.3): the arithmetic mean of the iterates.
+
+    $$\\hat\\theta^{(t)} = \\frac{1}{t - s} \\sum_{i=s+1}^{t} \\theta^{(i)}$$
+
+    with $s$ = `start_step` (iterates from earlier updates are left out).
+    A pass-through: place it last in the chain.
+
+    Args:
+      start_step: number of updates to skip before averaging starts.
+      accumulator_dtype: dtype of the average (default float32, or float64 for
+        float64 parameters; bfloat16 parameters average in float32).
+
+    Returns:
+      A `GradientTransformation` with `AverageState`; its `update` needs
+      `params`.
+
+    Examples:
+      >>> import gradtransforms as gt
+      >>> tx = gt.chain(gt.sgd(0.5), gt.polyak_average())
+    """
+    _check_start_step(start_step)
+    return _running_average(
+        lambda n, dtype: 1 / n.astype(dtype), start_step, accumulator_dtype
+    )
+
+
+def ema_average(
+    decay: float,
+    debias: bool = True,
+    start_step: int = 0,
+    accumulator_dtype: Any = None,
+) -> GradientTransformation:
+    """Exponential moving average of the iterates (textbook eq. 8.39).
+
+    $$\\hat\\theta^{(t)} = \\alpha\\hat\\theta^{(t-1)} + (1 - \\alpha)\\theta^{(t)}$$
+
+    With `debias=False` the average starts from the parameters at
+    `start_step` (the initial parameters by default), as torch, Keras and
+    Flax do. With `debias=True` it starts from zero and is divided by
+    $1 - \\alpha^n$ after $n$ averaged iterates, so early averages are not
+    pulled towards zero (or towards the initialisation).
+
+    Args:
+      decay: $\\alpha \\in [0, 1)$.
+      debias: start from zero and divide by $1 - \\alpha^n$.
+      start_step: number of updates before averaging starts.
+      accumulator_dtype: dtype of the average (default float32 or wider).
+
+    Returns:
+      A `GradientTransformation` with `AverageState`; its `update` needs
+      `params`.
+    """
+    check_unit_interval("decay", decay)
+    _check_start_step(start_step)
+    if debias:
+
+        def weight(n, dtype):
+            return tm.complement(decay, dtype) / tm.one_minus_power(decay, n, dtype)
+
+    else:
+
+        def weight(n, dtype):
+            return tm.complement(decay, dtype)
+
+    return _running_average(weight, start_step, accumulator_dtype)
+
+
+def _is_average(x: Any) -> bool:
+    return isinstance(x, AverageState)
+
+
+def _is_masked(x: Any) -> bool:
+    return isinstance(x, optax.MaskedNode)
+
+
+def averaged_params(opt_state: Any, params: Any = None) -> Any:
+    """Find the parameter average anywhere inside an optimizer state.
+
+    Looks through `chain`, `masked`, `partition`, `inject_hyperparams` and
+    any other nesting for the `AverageState` of `polyak_average` or
+    `ema_average`. Under `partition`, each group's average is merged into
+    one tree. Leaves that no average covers (masked out) are taken from
+    `params` when given.
+
+    Args:
+      opt_state: an optimizer state.
+      params: the current parameters, to fill leaves no average covers.
+
+    Returns:
+      The averaged parameters (in the accumulator dtype; cast them with
+      `jax.tree.map` if needed).
+
+    Raises:
+      ValueError: if the state holds no average, or leaves are uncovered and
+        `params` is not given.
+    """
+    found = [
+        x.average
+        for x in jax.tree.leaves(opt_state, is_leaf=_is_average)
+        if _is_average(x)
+    ]
+    if not found:
+        raise ValueError(
+            "opt_state holds no parameter average; add gt.polyak_average() or "
+            "gt.ema_average(decay) at the end of the chain."
+        )
+
+    def merge(*leaves):
+        for leaf in leaves:
+            if not _is_masked(leaf):
+                return leaf
+        return leaves[0]
+
+    merged = jax.tree.map(merge, *found, is_leaf=_is_masked)
+    uncovered = [
+        x for x in jax.tree.leaves(merged, is_leaf=_is_masked) if _is_masked(x)
+    ]
+    if uncovered:
+        if params is None:
+            raise ValueError(
+                "the average covers only some parameters (masked or partitioned); "
+                "pass params= to fill in the others."
+            )
+        merged = jax.tree.map(
+            lambda a, p: p if _is_masked(a) else a, merged, params, is_leaf=_is_masked
+        )
+    return merged
+
+
+def averaged_model(model: Any, opt_state: Any) -> Any:
+    """A copy of a Flax NNX model carrying the averaged parameters.
+
+    For evaluation: the training model is not touched. The average is found
+    with `averaged_params` in `opt_state` (e.g. `nnx.Optimizer.opt_state`),
+    cast to each parameter's dtype and written into a clone of `model`.
+
+    Args:
+      model: the `flax.nnx.Module` being trained.
+      opt_state: its optimizer state, whose chain ends in an average.
+
+    Returns:
+      A new module with the averaged parameters.
+    """
+    from flax import nnx
+
+    params = nnx.as_pure(nnx.state(model, nnx.Param))
+    average = averaged_params(nnx.as_pure(opt_state), params)
+    average = jax.tree.map(
+        lambda a, p: jnp.asarray(a).astype(jnp.asarray(p).dtype), average, params
+    )
+    copy = nnx.clone(model)
+    nnx.update(copy, average)
+    return copy
