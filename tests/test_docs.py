@@ -83,8 +83,9 @@ def test_protocol_types_are_optax_types(name):
 @pytest.mark.parametrize("name", [_summary_param(n) for n in WRITTEN_HERE])
 def test_docstring_has_one_line_summary(name):
     obj = getattr(gt, name)
-    assert getattr(obj, "__module__", "").startswith("gradtransforms"), (
-        f"gt.{name} is defined in {obj.__module__}; only the protocol types "
+    home = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", "")
+    assert home.startswith("gradtransforms"), (
+        f"gt.{name} is defined in {home}; only the protocol types "
         "may come from elsewhere"
     )
     doc = inspect.getdoc(obj)
