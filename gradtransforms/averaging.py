@@ -67,7 +67,8 @@ def _running_average(weight_fn, start_step: int, accumulator_dtype: Any):
         return accumulator_dtype or tm.accumulation_dtype(jnp.asarray(p).dtype)
 
     def init_fn(params):
-        average = jax.tree.map(lambda p: jnp.asarray(p).astype(dtype_of(p)), params)
+        # A copy, never an alias of the parameters: callers donate both.
+        average = jax.tree.map(lambda p: jnp.array(p, dtype=dtype_of(p)), params)
         return AverageState(count=jnp.zeros([], jnp.int32), average=average)
 
     def update_fn(updates, state, params=None):

@@ -169,3 +169,18 @@ def test_averaged_model_for_flax_nnx_leaves_the_training_model_alone():
     )
     np.testing.assert_array_equal(model.kernel[...], trained)
     assert averaged is not model
+
+
+def test_state_does_not_alias_the_parameters_so_both_can_be_donated():
+    tx = gt.chain(gt.sgd(0.1), gt.polyak_average(), gt.ema_average(0.9, debias=False))
+    params = {"w": jnp.array([1.0, 2.0, 3.0])}
+
+    @jax.jit
+    def step(params, state):
+        updates, state = tx.update(jax.grad(_loss)(params), state, params)
+        return gt.apply_updates(params, updates), state
+
+    donating = jax.jit(step, donate_argnums=(0, 1))
+    state = tx.init(params)
+    params, state = donating(params, state)  # fails if a buffer is shared
+    chex.assert_tree_all_finite(state)
