@@ -92,8 +92,9 @@ def predicted_change(gtg: Any, gthg: Any, step_size: Any) -> jax.Array:
 
 
 def optimal_step_size(gtg: Any, gthg: Any) -> jax.Array:
-    """The step minimising the local quadratic along $-g$: $\\varepsilon^* =
-    g^\\top g / g^\\top H g$.
+    """The step that minimises the local quadratic along $-g$.
+
+    $$\\varepsilon^* = g^\\top g / g^\\top H g$$
 
     Args:
       gtg: $g^\\top g$.

@@ -10,6 +10,7 @@ Equations and algorithm numbers refer to Goodfellow, Bengio & Courville,
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -77,7 +78,7 @@ def scale(step_size: float) -> GradientTransformation:
       A stateless `GradientTransformation`.
     """
     _as_number("step_size", step_size)
-    if is_concrete_number(step_size) and not jnp.isfinite(step_size):
+    if is_concrete_number(step_size) and not math.isfinite(float(step_size)):
         raise ValueError(f"step_size must be finite; got {step_size!r}.")
 
     def init_fn(params):

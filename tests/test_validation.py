@@ -57,3 +57,14 @@ def test_schedules_and_arrays_are_accepted():
 
     gt.sgd(gt.constant_schedule(0.1), momentum=0.9)
     gt.adam(jnp.asarray(1e-3), b1=jnp.asarray(0.9))  # arrays may be traced: not checked
+
+
+def test_optimizers_can_be_built_inside_jit():
+    import jax
+
+    def f(x):
+        tx = gt.chain(gt.clip_by_global_norm(1.0), gt.sgd(0.1, momentum=0.9))
+        updates, _ = tx.update({"w": x}, tx.init({"w": x}), {"w": x})
+        return updates["w"]
+
+    assert float(jax.jit(f)(1.0)) == pytest.approx(-0.1)
