@@ -7,7 +7,7 @@ chapter 8, as optax-compatible `(init, update)` pairs. One flat namespace:
     tx = gt.chain(gt.clip_by_global_norm(1.0), gt.adam(1e-3))
 """
 
-from gradtransforms import diagnostics, training
+from gradtransforms import diagnostics, init, training
 from gradtransforms.averaging import (
     AverageState,
     averaged_model,
@@ -122,6 +122,7 @@ __all__ = [
     "ema_average",
     "exponential_decay",
     "identity",
+    "init",
     "inject_hyperparams",
     "join_schedules",
     "linear_decay_schedule",

@@ -1,0 +1,545 @@
+"""Parameter initialisation (textbook §8.4): initialisers, gains, data-driven scaling.
+
+Every initialiser has the `jax.nn.initializers` signature
+`init(key, shape, dtype=jnp.float32)` and Flax's kernel layout: a dense kernel
+is `(in, out)`, a convolution kernel `(..., in, out)`. The fan-in of a kernel is
+$m$ = `prod(shape[:-1])` (input features times the receptive field), its fan-out
+$n$ = `prod(shape[:-2]) * shape[-1]`.
+
+The methods `jax.nn.initializers` already has are re-exported unchanged:
+`glorot_uniform` ($U(-\\sqrt{6/(m+n)}, \\sqrt{6/(m+n)})$, variance $2/(m+n)$),
+`glorot_normal`, `he_uniform`, `he_normal` (standard deviation $\\sqrt{2/m}$),
+`lecun_uniform`, `lecun_normal`, `variance_scaling`, `zeros`, `ones`, `normal`,
+`uniform`, `constant`, `truncated_normal`, `delta_orthogonal` and the
+`xavier_*`/`kaiming_*` aliases. Note that jax's `*_normal` initialisers draw from
+a normal truncated at two standard deviations and rescaled so that the variance
+is still the nominal one ($2/m$ for He); use `variance_scaling(2.0, "fan_in",
+"normal")` for an untruncated Gaussian.
+
+Added here: `fan_in_uniform`, `sparse` (Martens, 2010), `orthogonal` with a gain
+given as a number or a nonlinearity's name (Saxe et al., 2013),
+`calculate_gain`, `output_bias_from_marginals`, and `lsuv`, the data-driven
+layer-sequential unit-variance scaling of Mishkin & Matas (2015).
+
+Examples:
+  >>> import jax
+  >>> import gradtransforms.init as gi
+  >>> w = gi.orthogonal("relu")(jax.random.key(0), (64, 32))
+  >>> w.shape
+  (64, 32)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.nn.initializers import (
+    Initializer,
+    constant,
+    delta_orthogonal,
+    glorot_normal,
+    glorot_uniform,
+    he_normal,
+    he_uniform,
+    kaiming_normal,
+    kaiming_uniform,
+    lecun_normal,
+    lecun_uniform,
+    normal,
+    ones,
+    truncated_normal,
+    uniform,
+    variance_scaling,
+    xavier_normal,
+    xavier_uniform,
+    zeros,
+)
+
+from gradtransforms.validation import (
+    check_non_negative,
+    check_positive,
+    check_positive_int,
+    is_concrete_number,
+)
+
+__all__ = [
+    "Initializer",
+    "LSUVLayer",
+    "calculate_gain",
+    "constant",
+    "delta_orthogonal",
+    "fan_in_uniform",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "lsuv",
+    "normal",
+    "ones",
+    "orthogonal",
+    "output_bias_from_marginals",
+    "sparse",
+    "truncated_normal",
+    "uniform",
+    "variance_scaling",
+    "xavier_normal",
+    "xavier_uniform",
+    "zeros",
+]
+
+
+def _check_float_dtype(dtype: Any) -> None:
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"dtype must be a floating-point dtype; got {dtype!r}.")
+
+
+def _kernel_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    shape = tuple(shape)
+    if len(shape) < 2:
+        raise ValueError(
+            "shape must have at least 2 dimensions, (..., in, out), to define a "
+            f"fan-in; got {shape!r}."
+        )
+    for d in shape:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0:
+            raise ValueError(f"shape must hold non-negative ints; got {shape!r}.")
+    return shape
+
+
+def fan_in_uniform(dtype: Any = jnp.float32) -> Initializer:
+    """Fan-in uniform initialiser: $W_{ij} \\sim U(-1/\\sqrt{m}, 1/\\sqrt{m})$.
+
+    The textbook's first heuristic (§8.4), with $m$ the fan-in; the variance is
+    $1/(3m)$. It is `variance_scaling(1/3, "fan_in", "uniform")` of
+    `jax.nn.initializers` (whose bound is $\\sqrt{3 s / m}$), re-used here.
+
+    Args:
+      dtype: default dtype of the weights.
+
+    Returns:
+      An initialiser `init(key, shape, dtype=dtype)`; `shape` is `(..., in, out)`.
+
+    Examples:
+      >>> import jax
+      >>> w = fan_in_uniform()(jax.random.key(0), (100, 10))
+      >>> bool(abs(w).max() <= 0.1)
+      True
+    """
+    _check_float_dtype(dtype)
+    return variance_scaling(1.0 / 3.0, "fan_in", "uniform", dtype=dtype)
+
+
+def sparse(
+    num_nonzero: int, stddev: float = 1.0, dtype: Any = jnp.float32
+) -> Initializer:
+    """Sparse initialiser (Martens, 2010): exactly k Gaussian weights into each unit.
+
+    For a kernel of shape `(..., in, out)` every output unit $j$ (every column of
+    the kernel reshaped to `(m, out)`, $m$ the fan-in) gets exactly
+    $k$ = `num_nonzero` non-zero incoming weights at distinct positions chosen
+    uniformly at random, each drawn from $N(0, \\sigma^2)$; the other $m - k$
+    incoming weights are 0. Each unit's pre-activation variance is then
+    $k \\sigma^2$ times the input variance, independent of the layer width.
+
+    This is the textbook's scheme, counted per *output* unit. PyTorch's
+    `torch.nn.init.sparse_` instead zeroes a fraction of the entries of each
+    column of its `(out, in)` weight, i.e. counts per *input* unit.
+
+    Args:
+      num_nonzero: $k \\ge 1$, the number of non-zero incoming weights per unit
+        (Martens used 15); must not exceed the fan-in.
+      stddev: $\\sigma > 0$ of the non-zero weights (Martens used 1).
+      dtype: default dtype of the weights.
+
+    Returns:
+      An initialiser `init(key, shape, dtype=dtype)`.
+
+    Examples:
+      >>> import jax
+      >>> w = sparse(3)(jax.random.key(0), (20, 5))
+      >>> [int(c) for c in (w != 0).sum(axis=0)]
+      [3, 3, 3, 3, 3]
+    """
+    check_positive_int("num_nonzero", num_nonzero)
+    check_positive("stddev", stddev)
+    _check_float_dtype(dtype)
+
+    def init(
+        key: jax.Array,
+        shape: Sequence[int],
+        dtype: Any = dtype,
+        out_sharding: Any = None,
+    ) -> jax.Array:
+        if out_sharding is not None:
+            raise NotImplementedError("sparse does not support out_sharding.")
+        dtype = jnp.float32 if dtype is None else dtype
+        _check_float_dtype(dtype)
+        shape = _kernel_shape(shape)
+        fan_in, fan_out = math.prod(shape[:-1]), shape[-1]
+        if num_nonzero > fan_in:
+            raise ValueError(
+                f"num_nonzero must not exceed the fan-in {fan_in} of shape "
+                f"{shape!r}; got {num_nonzero}."
+            )
+        w = _sparse_matrix(key, fan_in, fan_out, num_nonzero, float(stddev), dtype)
+        return w.reshape(shape)
+
+    return init
+
+
+@jax.jit(static_argnums=(1, 2, 3, 4, 5))
+def _sparse_matrix(
+    key: jax.Array, fan_in: int, fan_out: int, k: int, stddev: float, dtype: Any
+) -> jax.Array:
+    key_pos, key_val = jax.random.split(key)
+    # Each column's ranks are a uniformly random permutation of 0..m-1; the
+    # positions with rank < k hold its k non-zero incoming weights.
+    order = jnp.argsort(jax.random.uniform(key_pos, (fan_in, fan_out)), axis=0)
+    ranks = jnp.argsort(order, axis=0)
+    values = stddev * jax.random.normal(key_val, (fan_in, fan_out), dtype)
+    return jnp.where(ranks < k, values, jnp.zeros((), dtype))
+
+
+# Gains for `calculate_gain`; see its docstring for the sources.
+_GELU_GAIN = 1.0 / math.sqrt(1.0 / 3.0 + 1.0 / (2.0 * math.pi * math.sqrt(3.0)))
+_GAINS: dict[str, float] = {
+    "linear": 1.0,
+    "identity": 1.0,
+    "sigmoid": 1.0,
+    "tanh": 5.0 / 3.0,
+    "relu": math.sqrt(2.0),
+    "selu": 3.0 / 4.0,
+    "gelu": _GELU_GAIN,
+}
+_NONLINEARITIES = (*_GAINS, "leaky_relu")
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """Recommended gain $g$ of a nonlinearity, to scale a unit-variance initialiser.
+
+    A layer $h = f(W^\\top x)$ keeps its pre-activation variance from layer to
+    layer when $\\mathrm{Var}(W_{ij}) = g^2 / m$ with
+    $g^2 = 1 / \\mathbb{E}[f(z)^2]$, $z \\sim N(0, 1)$ (He et al., 2015: the
+    variance of a sum of $m$ products of zero-mean weights and activations is
+    $m \\mathrm{Var}(W) \\mathbb{E}[f(z)^2]$). The values, and where they come
+    from:
+
+    | nonlinearity | $g$ | source |
+    |---|---|---|
+    | `linear`, `identity` | 1 | $f(z) = z$ |
+    | `sigmoid` | 1 | PyTorch's table (convention) |
+    | `tanh` | 5/3 | PyTorch's table (empirical; the formula gives 1.593) |
+    | `relu` | $\\sqrt{2}$ | $\\mathbb{E}[\\max(z,0)^2] = 1/2$ (He et al., 2015) |
+    | `leaky_relu` | $\\sqrt{2/(1+a^2)}$ | $\\mathbb{E}[f(z)^2] = (1+a^2)/2$ |
+    | `selu` | 3/4 | PyTorch's table |
+    | `gelu` | 1.5335 | derived below |
+
+    GELU, $f(z) = z\\Phi(z)$, is not in PyTorch's table; the gain follows from
+    the same definition. By Stein's lemma
+    $\\mathbb{E}[z^2\\Phi(z)^2] = \\mathbb{E}[\\Phi(z)^2] + 2\\mathbb{E}[z\\Phi(z)
+    \\varphi(z)] = 1/3 + 1/(2\\pi\\sqrt{3}) \\approx 0.42522$, so
+    $g = 1/\\sqrt{1/3 + 1/(2\\pi\\sqrt3)} \\approx 1.5335$. GELU is not
+    homogeneous, so this gain is exact for unit pre-activation variance only.
+    (Some code uses $\\sqrt2$, treating GELU as ReLU; that overshoots by 8%.)
+
+    For self-normalising networks (Klambauer et al., 2017) use `"linear"` with
+    `lecun_normal`, not the `selu` gain.
+
+    Args:
+      nonlinearity: one of `linear`, `identity`, `sigmoid`, `tanh`, `relu`,
+        `leaky_relu`, `selu`, `gelu`.
+      param: the negative slope $a$ of `leaky_relu` (default 0.01); must be
+        `None` for every other nonlinearity.
+
+    Returns:
+      The gain $g$ as a Python float.
+    """
+    if not isinstance(nonlinearity, str):
+        raise TypeError(f"nonlinearity must be a str; got {nonlinearity!r}.")
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else param
+        if not is_concrete_number(slope) or not math.isfinite(float(slope)):
+            raise TypeError(
+                f"param (the leaky_relu negative slope) must be a finite number; "
+                f"got {param!r}."
+            )
+        return math.sqrt(2.0 / (1.0 + float(slope) ** 2))
+    if nonlinearity not in _GAINS:
+        raise ValueError(
+            f"nonlinearity must be one of {', '.join(_NONLINEARITIES)}; "
+            f"got {nonlinearity!r}."
+        )
+    if param is not None:
+        raise ValueError(
+            f"param is only used by leaky_relu; got param={param!r} for "
+            f"{nonlinearity!r}."
+        )
+    return _GAINS[nonlinearity]
+
+
+def orthogonal(
+    gain: float | str = 1.0, column_axis: int = -1, dtype: Any = jnp.float32
+) -> Initializer:
+    """Orthogonal initialiser with a gain (Saxe et al., 2013): $W = g Q$.
+
+    $Q$ is drawn uniformly (Haar) from the matrices with orthonormal columns
+    when the kernel, reshaped to `(m, n)`, has $m \\ge n$ (then
+    $W^\\top W = g^2 I_n$), or orthonormal rows when $m < n$
+    ($W W^\\top = g^2 I_m$). The sampling is `jax.nn.initializers.orthogonal`.
+
+    Args:
+      gain: $g > 0$, or the name of a nonlinearity whose `calculate_gain` to use
+        (`"relu"` gives $\\sqrt2$). For a `leaky_relu` slope other than 0.01 pass
+        `calculate_gain("leaky_relu", slope)`.
+      column_axis: the axis holding the columns (the output units); -1 for
+        Flax's `(in, out)` kernels.
+      dtype: default dtype of the weights.
+
+    Returns:
+      An initialiser `init(key, shape, dtype=dtype)`.
+    """
+    g = calculate_gain(gain) if isinstance(gain, str) else gain
+    check_positive("gain", g)
+    _check_float_dtype(dtype)
+    if isinstance(column_axis, bool) or not isinstance(column_axis, int):
+        raise TypeError(f"column_axis must be an int; got {column_axis!r}.")
+    return jax.nn.initializers.orthogonal(
+        scale=float(g), column_axis=column_axis, dtype=dtype
+    )
+
+
+def output_bias_from_marginals(
+    class_frequencies: Any, dtype: Any = jnp.float32
+) -> jax.Array:
+    """Output-layer bias whose softmax is the class marginals, $b = \\log c$ + const.
+
+    With zero weights the network then predicts the training marginals
+    (textbook §8.4): $\\mathrm{softmax}(b)_i = c_i / \\sum_j c_j = c_i$.
+    Frequencies are normalised to sum to 1 first, so counts work too; the
+    softmax is invariant to adding a constant, and the returned bias has mean
+    0: $b_i = \\log c_i - \\frac{1}{K} \\sum_j \\log c_j$.
+
+    Use it as Flax's `bias_init=constant(b)` or assign it to the bias.
+
+    Args:
+      class_frequencies: $K \\ge 1$ positive, finite class frequencies or counts
+        (a 1-D sequence or array of concrete numbers).
+      dtype: dtype of the result (floating).
+
+    Returns:
+      The bias $b$, shape `(K,)`.
+
+    Examples:
+      >>> import jax
+      >>> b = output_bias_from_marginals([30, 60, 10])
+      >>> [round(float(p), 3) for p in jax.nn.softmax(b)]
+      [0.3, 0.6, 0.1]
+    """
+    _check_float_dtype(dtype)
+    try:
+        c = np.asarray(class_frequencies)
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            "class_frequencies must be a 1-D array of concrete numbers (not "
+            f"traced); got {class_frequencies!r}."
+        ) from e
+    if c.dtype == np.bool_ or not np.issubdtype(c.dtype, np.number):
+        raise TypeError(
+            f"class_frequencies must be a 1-D array of numbers; got dtype {c.dtype}."
+        )
+    if c.ndim != 1 or c.size == 0:
+        raise ValueError(
+            f"class_frequencies must be a non-empty 1-D array; got shape {c.shape}."
+        )
+    c = c.astype(np.float64)
+    if not np.all(np.isfinite(c)) or not np.all(c > 0):
+        raise ValueError(
+            f"class_frequencies must all be finite and > 0; got {class_frequencies!r}."
+        )
+    log_c = np.log(c / c.sum())
+    return jnp.asarray(log_c - log_c.mean(), dtype=dtype)
+
+
+class LSUVLayer(NamedTuple):
+    """What `lsuv` did to one layer."""
+
+    path: str  # the layer's attribute path in the model, e.g. "layers/0"
+    std_before: float  # std of the layer's output before rescaling
+    std_after: float  # std of the layer's output after rescaling
+    iterations: int  # number of rescalings applied
+    converged: bool  # |std_after - target_std| <= tol * target_std
+
+
+def _path_str(path: tuple) -> str:
+    return "/".join(str(p) for p in path) or "<model>"
+
+
+def lsuv(
+    model: Any,
+    x: Any,
+    *,
+    target_std: float = 1.0,
+    tol: float = 1e-3,
+    max_iters: int = 10,
+    layer_types: tuple[type, ...] | None = None,
+    forward: Callable[[Any, Any], Any] | None = None,
+    jit: bool = True,
+) -> tuple[LSUVLayer, ...]:
+    """Data-driven init: rescale each layer so its outputs on a batch have a target std.
+
+    Layer-sequential unit-variance scaling (LSUV, Mishkin & Matas, 2015;
+    textbook §8.4 notes the scale can be set from data). For every Linear/Conv
+    layer $l$ of a Flax NNX model, in the order the forward pass calls them,
+    repeat until $|s_l - \\tau| \\le \\mathrm{tol}\\,\\tau$ or `max_iters`
+    rescalings:
+
+    $$ s_l = \\mathrm{std}(B_l), \\qquad W_l \\leftarrow W_l \\, \\tau / s_l, $$
+
+    where $B_l$ is the layer's output (its pre-activation, bias included) on the
+    batch `x`, the standard deviation is over all its entries, and $\\tau$ is
+    `target_std`. Layer $l$ is fixed before layer $l + 1$ is measured, so each
+    layer sees inputs that are already scaled. With zero biases one rescaling
+    is exact; a bias makes $s_l$ non-linear in the scale, hence the loop.
+    Mishkin & Matas pre-initialise with `orthogonal`; pick that as the layers'
+    `kernel_init` to reproduce their method.
+
+    Only the kernels change. The model runs in its current mode (call
+    `model.train()` or `model.eval()` first); every non-parameter variable
+    (BatchNorm running statistics, RNG counters) is restored afterwards. The
+    layers' outputs are recorded by wrapping their classes' `__call__` while the
+    forward pass is traced (as `flax.nnx.capture` does), so do not call the
+    model from another thread meanwhile. The measuring pass is compiled once
+    with `nnx.jit` and rerun after each rescaling.
+
+    Args:
+      model: a `flax.nnx.Module`; it is modified in place.
+      x: the calibration batch (one minibatch of inputs).
+      target_std: $\\tau > 0$.
+      tol: relative tolerance $\\ge 0$ on the std.
+      max_iters: maximum number of rescalings per layer, $\\ge 1$.
+      layer_types: the module classes to rescale (each has a `kernel` `Param`);
+        default `(nnx.Linear, nnx.Conv)`, subclasses included.
+      forward: `forward(model, x)` runs the model; default `model(x)`.
+      jit: compile the measuring pass; `False` runs it eagerly (for a
+        `forward` that cannot be traced).
+
+    Returns:
+      One `LSUVLayer` per rescaled layer, in call order (layers that the
+      forward pass does not call are left alone).
+
+    Examples:
+      >>> from flax import nnx
+      >>> import jax
+      >>> model = nnx.Sequential(nnx.Linear(8, 16, rngs=nnx.Rngs(0)), jax.nn.relu,
+      ...                        nnx.Linear(16, 4, rngs=nnx.Rngs(1)))
+      >>> x = jax.random.normal(jax.random.key(2), (256, 8))
+      >>> [round(r.std_after, 3) for r in lsuv(model, x)]
+      [1.0, 1.0]
+    """
+    from flax import nnx
+
+    check_positive("target_std", target_std)
+    check_non_negative("tol", tol)
+    check_positive_int("max_iters", max_iters)
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"model must be a flax.nnx.Module; got {type(model)!r}.")
+    if layer_types is None:
+        layer_types = (nnx.Linear, nnx.Conv)
+    if not isinstance(layer_types, tuple) or not all(
+        isinstance(t, type) and issubclass(t, nnx.Module) for t in layer_types
+    ):
+        raise TypeError(
+            f"layer_types must be a tuple of nnx.Module classes; got {layer_types!r}."
+        )
+    if forward is None:
+        forward = lambda m, inputs: m(inputs)
+
+    layers = {
+        _path_str(p): m
+        for p, m in nnx.iter_modules(model)
+        if isinstance(m, layer_types)
+    }
+    for path, m in layers.items():
+        if not isinstance(getattr(m, "kernel", None), nnx.Param):
+            raise TypeError(f"layer {path} has no `kernel` Param to rescale.")
+    classes = {type(m) for m in layers.values()}
+    call_order: list[str] = []
+
+    def measure(model: Any, x: Any) -> dict[str, jax.Array]:
+        """The std of each layer's first output; records the call order."""
+        paths = {
+            id(m): _path_str(p)
+            for p, m in nnx.iter_modules(model)
+            if isinstance(m, layer_types)
+        }
+        outputs: dict[str, jax.Array] = {}
+        order: list[str] = []
+        active: set[int] = set()
+
+        def wrap(call):
+            def recording_call(self, *args, **kwargs):
+                # Record the outermost call only (a subclass's __call__ may
+                # call its base's, which is wrapped too), and the first one.
+                if id(self) in active:
+                    return call(self, *args, **kwargs)
+                active.add(id(self))
+                try:
+                    out = call(self, *args, **kwargs)
+                finally:
+                    active.discard(id(self))
+                path = paths.get(id(self))
+                if path is not None and path not in outputs:
+                    order.append(path)
+                    outputs[path] = out
+                return out
+
+            return recording_call
+
+        originals = {cls: cls.__dict__.get("__call__") for cls in classes}
+        try:
+            for cls in classes:
+                cls.__call__ = wrap(cls.__call__)
+            forward(model, x)
+        finally:
+            for cls, original in originals.items():
+                if original is None:
+                    del cls.__call__
+                else:
+                    cls.__call__ = original
+        call_order[:] = order
+        return {p: jnp.std(jnp.asarray(out, jnp.float32)) for p, out in outputs.items()}
+
+    run = nnx.jit(measure) if jit else measure
+    saved = nnx.clone(nnx.state(model, nnx.Not(nnx.Param)))
+    reports = []
+    try:
+        stds = run(model, x)
+        for path in list(call_order):
+            s = s0 = float(stds[path])
+            iterations = 0
+            while abs(s - target_std) > tol * target_std and iterations < max_iters:
+                if not math.isfinite(s) or s == 0.0:
+                    raise ValueError(
+                        f"lsuv: layer {path} has output std {s} on the "
+                        "calibration batch; it cannot be rescaled."
+                    )
+                kernel = layers[path].kernel
+                kernel[...] = kernel[...] * (target_std / s)
+                iterations += 1
+                stds = run(model, x)
+                s = float(stds[path])
+            converged = abs(s - target_std) <= tol * target_std
+            reports.append(LSUVLayer(path, s0, s, iterations, converged))
+    finally:
+        nnx.update(model, saved)
+    return tuple(reports)

@@ -1,0 +1,396 @@
+"""Tests for gradtransforms.init: initialiser statistics, gains, LSUV.
+
+Reference values are closed forms typed in from their definitions, NumPy
+computations, or SciPy quadrature; never the code under test.
+"""
+
+from __future__ import annotations
+
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from scipy import integrate, special
+
+import gradtransforms.init as gi
+from models import CNN, MLP, DeepLinear
+
+KEY = jax.random.key(0)
+M, N = 400, 300  # fan-in, fan-out of the test kernels: 120,000 samples
+
+
+def sample(init, shape=(M, N), dtype=jnp.float32, key=KEY) -> np.ndarray:
+    w = init(key, shape, dtype)
+    chex.assert_shape(w, shape)
+    assert w.dtype == dtype
+    return np.asarray(w, np.float64)
+
+
+# --- variance-scaling family (re-exported from jax.nn.initializers) ------------
+
+
+def test_glorot_uniform_bound_and_variance():
+    w = sample(gi.glorot_uniform())
+    bound = math.sqrt(6.0 / (M + N))  # not the misprint 6/sqrt(m+n) of seeds/004
+    assert np.abs(w).max() <= bound
+    assert np.abs(w).max() > 0.99 * bound
+    np.testing.assert_allclose(w.var(), 2.0 / (M + N), rtol=0.02)
+    np.testing.assert_allclose(w.mean(), 0.0, atol=3 * math.sqrt(2 / (M + N) / w.size))
+
+
+def test_glorot_normal_variance():
+    np.testing.assert_allclose(sample(gi.glorot_normal()).var(), 2 / (M + N), rtol=0.02)
+
+
+@pytest.mark.parametrize("init", [gi.he_normal(), gi.kaiming_normal()])
+def test_he_normal_std(init):
+    np.testing.assert_allclose(sample(init).std(), math.sqrt(2.0 / M), rtol=0.01)
+
+
+def test_he_uniform_bound_and_variance():
+    w = sample(gi.he_uniform())
+    assert np.abs(w).max() <= math.sqrt(6.0 / M)
+    np.testing.assert_allclose(w.var(), 2.0 / M, rtol=0.02)
+
+
+@pytest.mark.parametrize("init", [gi.lecun_normal(), gi.lecun_uniform()])
+def test_lecun_variance(init):
+    np.testing.assert_allclose(sample(init).var(), 1.0 / M, rtol=0.02)
+
+
+def test_untruncated_he_via_variance_scaling():
+    w = sample(gi.variance_scaling(2.0, "fan_in", "normal"))
+    np.testing.assert_allclose(w.std(), math.sqrt(2.0 / M), rtol=0.01)
+    # A Gaussian has about 4.6% of its mass beyond 2 sigma; the truncated one none.
+    frac = np.mean(np.abs(w) > 2 * math.sqrt(2.0 / M))
+    assert 0.035 < frac < 0.057
+
+
+# --- fan-in uniform -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("shape", "fan_in"), [((M, N), M), ((3, 3, 16, 64), 144)])
+def test_fan_in_uniform_bound_and_variance(shape, fan_in):
+    w = sample(gi.fan_in_uniform(), shape)
+    bound = 1.0 / math.sqrt(fan_in)
+    assert np.abs(w).max() <= bound * (1 + 1e-6)
+    assert np.abs(w).max() > 0.98 * bound
+    # U(-a, a) has variance (2a)^2 / 12 = a^2 / 3.
+    np.testing.assert_allclose(w.var(), bound**2 / 3, rtol=0.05)
+
+
+def test_fan_in_uniform_dtype_and_jit():
+    init = jax.jit(gi.fan_in_uniform(), static_argnums=(1, 2))
+    w = init(KEY, (16, 4), jnp.bfloat16)
+    assert w.dtype == jnp.bfloat16
+    with pytest.raises(TypeError, match="dtype"):
+        gi.fan_in_uniform(jnp.int32)
+
+
+# --- sparse -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "k"), [((100, 50), 15), ((3, 3, 8, 16), 5), ((7, 3), 7)]
+)
+def test_sparse_exactly_k_nonzeros_per_output_unit(shape, k):
+    w = sample(gi.sparse(k), shape)
+    columns = w.reshape(-1, shape[-1])  # (fan_in, out): one column per unit
+    np.testing.assert_array_equal((columns != 0).sum(axis=0), np.full(shape[-1], k))
+
+
+def test_sparse_positions_differ_between_units_and_values_are_gaussian():
+    k, stddev = 15, 0.5
+    w = sample(gi.sparse(k, stddev), (200, 2000))
+    patterns = {tuple(np.flatnonzero(col)) for col in w.T}
+    assert len(patterns) == 2000  # distinct supports (collisions ~ 0)
+    # Every input position is used about equally often: k * 2000 / 200 = 150.
+    counts = (w != 0).sum(axis=1)
+    assert 100 < counts.min() and counts.max() < 200
+    values = w[w != 0]
+    np.testing.assert_allclose(values.std(), stddev, rtol=0.02)
+    np.testing.assert_allclose(values.mean(), 0.0, atol=0.02)
+    # Per unit the pre-activation variance is k * stddev^2 times the input's.
+    np.testing.assert_allclose((w**2).sum(axis=0).mean(), k * stddev**2, rtol=0.02)
+
+
+def test_sparse_errors():
+    with pytest.raises(ValueError, match="num_nonzero"):
+        gi.sparse(0)
+    with pytest.raises(TypeError, match="num_nonzero"):
+        gi.sparse(2.5)
+    with pytest.raises(ValueError, match="stddev"):
+        gi.sparse(3, stddev=0.0)
+    with pytest.raises(ValueError, match="num_nonzero must not exceed the fan-in 8"):
+        gi.sparse(9)(KEY, (8, 4))
+    with pytest.raises(ValueError, match="shape"):
+        gi.sparse(1)(KEY, (8,))
+
+
+# --- orthogonal and gains -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gain", "shape"),
+    [(1.0, (24, 24)), (2.5, (64, 32)), ("relu", (32, 64)), ("tanh", (3, 3, 4, 16))],
+)
+def test_orthogonal_gram_is_gain_squared_identity(gain, shape):
+    g = {"relu": math.sqrt(2.0), "tanh": 5.0 / 3.0}.get(gain, gain)
+    w = sample(gi.orthogonal(gain), shape).reshape(-1, shape[-1])  # (m, n)
+    m, n = w.shape
+    gram = w.T @ w if m >= n else w @ w.T
+    np.testing.assert_allclose(gram, g**2 * np.eye(min(m, n)), atol=1e-5 * g**2)
+
+
+def test_orthogonal_errors():
+    with pytest.raises(ValueError, match="gain"):
+        gi.orthogonal(-1.0)
+    with pytest.raises(ValueError, match="nonlinearity"):
+        gi.orthogonal("softplus")
+
+
+def _second_moment(f) -> float:
+    """E[f(z)^2] for z ~ N(0, 1), by SciPy quadrature."""
+    pdf = lambda z: math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    return integrate.quad(lambda z: f(z) ** 2 * pdf(z), -np.inf, np.inf)[0]
+
+
+def test_calculate_gain_table_values():
+    # PyTorch's documented table (torch.nn.init.calculate_gain), as literals.
+    assert gi.calculate_gain("linear") == 1.0
+    assert gi.calculate_gain("identity") == 1.0
+    assert gi.calculate_gain("sigmoid") == 1.0
+    assert gi.calculate_gain("tanh") == pytest.approx(1.6666666666666667)  # 5/3
+    assert gi.calculate_gain("relu") == pytest.approx(1.4142135623730951)  # sqrt 2
+    assert gi.calculate_gain("selu") == 0.75
+    # leaky_relu: sqrt(2 / (1 + a^2)); default a = 0.01.
+    assert gi.calculate_gain("leaky_relu") == pytest.approx(1.4141428569978354)
+    assert gi.calculate_gain("leaky_relu", 0.2) == pytest.approx(1.3867504905630728)
+    assert gi.calculate_gain("leaky_relu", 1) == pytest.approx(1.0)
+
+
+def test_gains_match_second_moment_definition():
+    # g = 1 / sqrt(E[f(z)^2]): relu and leaky relu, from quadrature.
+    relu = lambda z: max(z, 0.0)
+    assert gi.calculate_gain("relu") == pytest.approx(
+        1 / math.sqrt(_second_moment(relu)), rel=1e-7
+    )
+    leaky = lambda z: z if z > 0 else 0.3 * z
+    assert gi.calculate_gain("leaky_relu", 0.3) == pytest.approx(
+        1 / math.sqrt(_second_moment(leaky)), rel=1e-7
+    )
+    # gelu (exact erf form, z * Phi(z)): quadrature and the closed form
+    # 1 / sqrt(1/3 + 1 / (2 pi sqrt 3)).
+    gelu = lambda z: z * 0.5 * (1.0 + special.erf(z / math.sqrt(2.0)))
+    by_quadrature = 1 / math.sqrt(_second_moment(gelu))
+    assert gi.calculate_gain("gelu") == pytest.approx(by_quadrature, rel=1e-7)
+    assert gi.calculate_gain("gelu") == pytest.approx(1.5335304411955328, rel=1e-12)
+
+
+def test_calculate_gain_errors():
+    with pytest.raises(ValueError, match="nonlinearity must be one of"):
+        gi.calculate_gain("swish")
+    with pytest.raises(TypeError, match="nonlinearity"):
+        gi.calculate_gain(jax.nn.relu)
+    with pytest.raises(ValueError, match="param"):
+        gi.calculate_gain("relu", 0.1)
+    with pytest.raises(TypeError, match="param"):
+        gi.calculate_gain("leaky_relu", "0.1")
+    with pytest.raises(TypeError, match="param"):
+        gi.calculate_gain("leaky_relu", float("nan"))
+
+
+# --- output bias from class marginals -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "freqs", [[0.2, 0.5, 0.3], [30, 60, 10], np.array([1e-6, 1.0]), [7]]
+)
+def test_output_bias_softmax_equals_marginals(freqs):
+    c = np.asarray(freqs, np.float64)
+    b = gi.output_bias_from_marginals(freqs)
+    chex.assert_shape(b, c.shape)
+    assert b.dtype == jnp.float32
+    b64 = np.asarray(b, np.float64)
+    softmax = np.exp(b64) / np.exp(b64).sum()
+    np.testing.assert_allclose(softmax, c / c.sum(), rtol=1e-5)
+    np.testing.assert_allclose(b64.mean(), 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("freqs", "error"),
+    [
+        ([0.5, 0.0, 0.5], ValueError),
+        ([0.5, -0.1], ValueError),
+        ([0.5, np.nan], ValueError),
+        ([0.5, np.inf], ValueError),
+        ([], ValueError),
+        ([[0.5, 0.5]], ValueError),
+        (["a", "b"], TypeError),
+        ([True, False], TypeError),
+    ],
+)
+def test_output_bias_errors(freqs, error):
+    with pytest.raises(error, match="class_frequencies"):
+        gi.output_bias_from_marginals(freqs)
+
+
+# --- the seeds' ten-layer experiment --------------------------------------------
+
+
+def _log10_output_variance(kernel_init, seed=0) -> float:
+    net = DeepLinear(10, 100, kernel_init=kernel_init, rngs=nnx.Rngs(seed))
+    x = jax.random.normal(jax.random.key(1), (500, 100))
+    # The reference forward pass is NumPy's, in float64.
+    h = np.asarray(x, np.float64)
+    for layer in net.layers:
+        h = h @ np.asarray(layer.kernel[...], np.float64)
+    # float32 vs float64: compare on the scale of the output.
+    np.testing.assert_allclose(np.asarray(net(x)), h, atol=1e-4 * np.abs(h).max())
+    return math.log10(h.var())
+
+
+def test_seeds_experiment_standard_normal_weights_explode():
+    # Each layer multiplies the variance by 100 * 1: 100^10 = 1e20.
+    assert abs(_log10_output_variance(gi.normal(1.0)) - 20.0) < 0.5
+
+
+@pytest.mark.parametrize("init", [gi.glorot_uniform(), gi.orthogonal()])
+def test_seeds_experiment_glorot_keeps_order_one(init):
+    assert abs(_log10_output_variance(init)) < 0.5
+
+
+# --- LSUV ---------------------------------------------------------------------
+
+
+def _numpy_pre_activations(model: MLP, x) -> list[np.ndarray]:
+    """The Linear outputs of an MLP without BatchNorm, computed in NumPy."""
+    h, outs = np.asarray(x, np.float64), []
+    for i, layer in enumerate(model.linears):
+        h = h @ np.asarray(layer.kernel[...], np.float64)
+        if layer.bias is not None:
+            h = h + np.asarray(layer.bias[...], np.float64)
+        outs.append(h)
+        if i < len(model.linears) - 1:
+            h = np.maximum(h, 0.0)
+    return outs
+
+
+@pytest.mark.parametrize("bias", [0.0, 0.3])
+def test_lsuv_gives_target_std_per_layer(bias):
+    model = MLP((16, 32, 32, 8), batch_norm=False, rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    for layer in model.linears:  # biases make the loop necessary
+        layer.bias[...] = jnp.asarray(bias * rng.normal(size=layer.bias.shape))
+    old = [np.asarray(layer.kernel[...]) for layer in model.linears]
+    x = jnp.asarray(rng.normal(0.0, 3.0, size=(256, 16)), jnp.float32)
+    reports = gi.lsuv(model, x, target_std=1.0, tol=1e-4)
+    assert [r.path for r in reports] == ["linears/0", "linears/1", "linears/2"]
+    assert all(r.converged for r in reports)
+    for h in _numpy_pre_activations(model, x):
+        np.testing.assert_allclose(h.std(), 1.0, rtol=1e-3)
+    for w_old, layer in zip(old, model.linears, strict=True):
+        # Only a positive rescaling of each kernel.
+        w_new = np.asarray(layer.kernel[...], np.float64)
+        ratio = (w_new * w_old).sum() / (w_old**2).sum()
+        assert ratio > 0
+        np.testing.assert_allclose(w_new, ratio * w_old, rtol=1e-4, atol=1e-7)
+
+
+def test_lsuv_target_std_and_restores_batch_stats():
+    model = MLP((16, 32, 8), rngs=nnx.Rngs(1))  # with BatchNorm, train mode
+    before = jax.tree.map(np.asarray, nnx.state(model, nnx.BatchStat))
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(128, 16)), jnp.float32)
+    reports = gi.lsuv(model, x, target_std=0.5, jit=False)  # eager path
+    np.testing.assert_allclose([r.std_after for r in reports], [0.5, 0.5], rtol=1e-3)
+    h = np.asarray(x, np.float64) @ np.asarray(model.linears[0].kernel[...], np.float64)
+    np.testing.assert_allclose(h.std(), 0.5, rtol=1e-3)
+    chex.assert_trees_all_close(
+        jax.tree.map(np.asarray, nnx.state(model, nnx.BatchStat)), before
+    )
+    assert not model.norms[0].use_running_average
+
+
+def test_lsuv_conv_layers():
+    # A flat He-normal draw: jax's 4-D draws compile slowly on CPU.
+    flat_he = lambda key, shape, dtype: jnp.reshape(
+        jax.random.normal(key, (math.prod(shape),), dtype)
+        * math.sqrt(2.0 / math.prod(shape[:-1])),
+        shape,
+    )
+    model = CNN(10, channels=(4,), kernel_init=flat_he, rngs=nnx.Rngs(0))
+    x = jax.random.uniform(jax.random.key(3), (16, 8, 8, 1))
+    reports = gi.lsuv(model, x)
+    assert [r.path for r in reports] == ["convs/0", "head"]
+    h = jax.lax.conv_general_dilated(
+        x,
+        model.convs[0].kernel[...],
+        (1, 1),
+        "SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+    np.testing.assert_allclose(float(jnp.std(h)), 1.0, rtol=1e-3)
+    assert nnx.Conv.__call__ is nnx.Conv.__dict__["__call__"]  # unpatched
+
+
+def test_lsuv_reports_non_convergence():
+    model = MLP((16, 32, 8), batch_norm=False, rngs=nnx.Rngs(0))
+    # Per-unit biases of +-5: the output std cannot fall below 5.
+    model.linears[0].bias[...] = jnp.array([5.0, -5.0] * 16)
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(64, 16)), jnp.float32)
+    first = gi.lsuv(model, x, max_iters=3)[0]
+    assert first.iterations == 3
+    assert not first.converged
+    assert first.std_after > 4.0
+
+
+def test_lsuv_errors():
+    model = MLP((16, 32, 8), batch_norm=False, rngs=nnx.Rngs(0))
+    x = jnp.zeros((8, 16))
+    with pytest.raises(ValueError, match="target_std"):
+        gi.lsuv(model, x, target_std=0.0)
+    with pytest.raises(ValueError, match="max_iters"):
+        gi.lsuv(model, x, max_iters=0)
+    with pytest.raises(ValueError, match="tol"):
+        gi.lsuv(model, x, tol=-1.0)
+    with pytest.raises(TypeError, match="model"):
+        gi.lsuv(lambda x: x, x)
+    with pytest.raises(TypeError, match="layer_types"):
+        gi.lsuv(model, x, layer_types=[nnx.Linear])
+    # Zero inputs: every output equals its bias (0), std 0.
+    with pytest.raises(ValueError, match="linears/0"):
+        gi.lsuv(model, x)
+    assert nnx.Linear.__call__ is nnx.Linear.__dict__["__call__"]
+
+
+class _ScaledLinear(nnx.Linear):
+    """A Linear subclass whose __call__ wraps its base's."""
+
+    def __call__(self, x):
+        return 3.0 * super().__call__(x)
+
+
+class _TwoLayers(nnx.Module):
+    def __init__(self, rngs):
+        self.first = _ScaledLinear(4, 8, rngs=rngs)
+        self.second = nnx.Linear(8, 2, rngs=rngs)
+
+    def features(self, x):
+        return self.second(jax.nn.relu(self.first(x)))
+
+
+def test_lsuv_subclass_layers_and_custom_forward():
+    model = _TwoLayers(nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (64, 4))
+    reports = gi.lsuv(model, x, forward=lambda m, x: m.features(x))
+    assert [r.path for r in reports] == ["first", "second"]
+    # The subclass's own output (3 x the base Linear's) has unit std.
+    w1 = np.asarray(model.first.kernel[...], np.float64)
+    h = 3.0 * np.asarray(x, np.float64) @ w1
+    np.testing.assert_allclose(h.std(), 1.0, rtol=1e-3)
+    assert "__call__" in _ScaledLinear.__dict__
+    assert nnx.Linear.__call__ is nnx.Linear.__dict__["__call__"]
