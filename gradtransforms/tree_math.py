@@ -27,7 +27,10 @@ __all__ = [
     "one_minus_power",
     "safe_increment",
     "scale_tree",
+    "tree_accumulation_dtype",
+    "tree_add_scaled",
     "tree_cast",
+    "tree_vdot",
     "update_moment",
     "zeros_like",
 ]
@@ -198,3 +201,44 @@ def global_norm(tree: Any) -> jax.Array:
 
 def _itemsize(dtype: jnp.dtype) -> int:
     return jnp.dtype(dtype).itemsize
+
+
+def tree_accumulation_dtype(tree: Any) -> jnp.dtype:
+    """The accumulation dtype of the widest leaf (float32 for an empty tree).
+
+    The dtype in which scalars computed from the whole tree (inner products,
+    step sizes, objective values) are kept: float64 if any leaf is float64,
+    float32 otherwise.
+    """
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.dtype(jnp.float32)
+    return max((accumulation_dtype(_dtype(x)) for x in leaves), key=_itemsize)
+
+
+def tree_vdot(a: Any, b: Any) -> jax.Array:
+    """$\\sum_\\text{leaves} \\langle a, b\\rangle$, in `tree_accumulation_dtype(a)`.
+
+    Each leaf pair is cast to that dtype explicitly before it is multiplied
+    and summed (no implicit promotion; float32 trees stay float32, float64
+    trees float64). 0 for empty trees.
+    """
+    dtype = tree_accumulation_dtype(a)
+    total = jnp.zeros((), dtype)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        x = jnp.asarray(x).astype(dtype)
+        y = jnp.asarray(y).astype(dtype)
+        total = total + jnp.sum(x * y)
+    return total
+
+
+def tree_add_scaled(a: Any, scalar: Any, b: Any) -> Any:
+    """$a + s\\,b$ leaf by leaf, computed in float32 or wider, in `a`'s dtypes."""
+
+    def one(x, y):
+        x = jnp.asarray(x)
+        dtype = accumulation_dtype(x.dtype)
+        s = jnp.asarray(scalar).astype(dtype)
+        return (x.astype(dtype) + s * jnp.asarray(y).astype(dtype)).astype(x.dtype)
+
+    return jax.tree.map(one, a, b)
