@@ -37,22 +37,6 @@ __all__ = [
 ]
 
 
-def _vdot(a: Any, b: Any) -> jax.Array:
-    """$\\sum_\\text{leaves} \\langle a, b \\rangle$, in float32 or wider."""
-
-    def one(x, y):
-        dtype = tm.accumulation_dtype(jnp.asarray(x).dtype)
-        return jnp.vdot(jnp.asarray(x).astype(dtype), jnp.asarray(y).astype(dtype))
-
-    leaves = [
-        one(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    ]
-    if not leaves:
-        return jnp.zeros([], jnp.float32)
-    dtype = max((x.dtype for x in leaves), key=lambda d: jnp.dtype(d).itemsize)
-    return sum((x.astype(dtype) for x in leaves), start=jnp.zeros([], dtype))
-
-
 def hessian_vector_product(
     fun: Callable[..., jax.Array], params: Any, vector: Any, *args: Any
 ) -> Any:
@@ -143,8 +127,8 @@ def curvature(fun: Callable[..., jax.Array], params: Any, *args: Any) -> Curvatu
     """
     value, grad = jax.value_and_grad(lambda p: fun(p, *args))(params)
     hg = hessian_vector_product(fun, params, grad, *args)
-    gtg = _vdot(grad, grad)
-    gthg = _vdot(grad, hg)
+    gtg = tm.tree_vdot(grad, grad)
+    gthg = tm.tree_vdot(grad, hg)
     return Curvature(value, gtg, gthg, optimal_step_size(gtg, gthg))
 
 

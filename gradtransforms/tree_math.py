@@ -188,14 +188,10 @@ def scale_tree(scalar: Any, tree: Any) -> Any:
 def global_norm(tree: Any) -> jax.Array:
     """$\\sqrt{\\sum_\\text{leaves} \\|x\\|^2}$, accumulated in float32 (float64
     if any leaf is float64); 0 for an empty tree."""
-    leaves = jax.tree.leaves(tree)
-    if not leaves:
-        return jnp.zeros((), jnp.float32)
-    dtype = max((accumulation_dtype(_dtype(x)) for x in leaves), key=_itemsize)
-    total = sum(
-        (jnp.sum(jnp.square(jnp.asarray(x).astype(dtype))) for x in leaves),
-        start=jnp.zeros((), dtype),
-    )
+    dtype = tree_accumulation_dtype(tree)
+    total = jnp.zeros((), dtype)
+    for x in jax.tree.leaves(tree):
+        total = total + jnp.sum(jnp.square(jnp.asarray(x).astype(dtype)))
     return jnp.sqrt(total)
 
 
