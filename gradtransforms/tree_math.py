@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
 
 __all__ = [
     "accumulation_dtype",
@@ -25,6 +26,7 @@ __all__ = [
     "full_like",
     "global_norm",
     "one_minus_power",
+    "ravel",
     "safe_increment",
     "scale_tree",
     "tree_accumulation_dtype",
@@ -104,13 +106,13 @@ def cast_like(x: Any, leaf: jax.Array) -> jax.Array:
 
 def zeros_like(tree: Any, dtype: Any = None) -> Any:
     """Zeros shaped like each leaf, in `dtype` or the leaf's own dtype."""
-    return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), dtype or _dtype(x)), tree)
+    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype or _dtype(x)), tree)
 
 
 def full_like(tree: Any, value: Any, dtype: Any = None) -> Any:
     """`value` broadcast to each leaf's shape, in `dtype` or the leaf's dtype."""
     return jax.tree.map(
-        lambda x: jnp.full(jnp.shape(x), value, dtype or _dtype(x)), tree
+        lambda x: jnp.full_like(x, value, dtype=dtype or _dtype(x)), tree
     )
 
 
@@ -238,3 +240,24 @@ def tree_add_scaled(a: Any, scalar: Any, b: Any) -> Any:
         return (x.astype(dtype) + s * jnp.asarray(y).astype(dtype)).astype(x.dtype)
 
     return jax.tree.map(one, a, b)
+
+
+def ravel(tree: Any) -> tuple[jax.Array, Any]:
+    """Flatten a pytree into one vector in `tree_accumulation_dtype(tree)`.
+
+    Unlike `jax.flatten_util.ravel_pytree`, mixed leaf dtypes (float32 with
+    bfloat16, say) are widened explicitly instead of promoted implicitly, and
+    `unravel` casts each piece back to its leaf's own dtype.
+
+    Returns:
+      `(vector, unravel)`.
+    """
+    dtype = tree_accumulation_dtype(tree)
+    flat, unravel_wide = ravel_pytree(
+        jax.tree.map(lambda x: jnp.asarray(x).astype(dtype), tree)
+    )
+
+    def unravel(vector: jax.Array) -> Any:
+        return tree_cast(unravel_wide(vector), tree)
+
+    return flat, unravel

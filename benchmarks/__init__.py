@@ -1,0 +1,1 @@
+"""Performance measurements (scripts, not unit tests): `python -m benchmarks.<name>`."""

@@ -1,0 +1,63 @@
+"""Second-order and line-search methods (textbook §8.6).
+
+Every optimizer here is an optax `GradientTransformationExtraArgs`, called as
+`tx.update(grads, state, params, value=f(params), grad=grads, value_fn=f)`
+(the calling convention of `optax.lbfgs`), usable step by step in a user's
+own loop or through `minimize`, which compiles the whole solver into one
+`lax.while_loop`.
+"""
+
+from gradtransforms.second_order.conjugate_gradient import (
+    ScaleByConjugateGradientState,
+    conjugate_gradient,
+    scale_by_conjugate_gradient,
+)
+from gradtransforms.second_order.linesearch import (
+    ScaleByBacktrackingLinesearchState,
+    ScaleByQuadraticLinesearchState,
+    ScaleByZoomLinesearchState,
+    scale_by_backtracking_linesearch,
+    scale_by_quadratic_linesearch,
+    scale_by_zoom_linesearch,
+)
+from gradtransforms.second_order.minimize import MinimizeResult, minimize
+from gradtransforms.second_order.newton import (
+    NewtonState,
+    ScaleByNewtonCgState,
+    newton,
+    newton_cg,
+    scale_by_newton_cg,
+)
+from gradtransforms.second_order.quasi_newton import (
+    ScaleByBfgsState,
+    ScaleByLbfgsState,
+    bfgs,
+    lbfgs,
+    scale_by_bfgs,
+    scale_by_lbfgs,
+)
+
+__all__ = [
+    "MinimizeResult",
+    "NewtonState",
+    "ScaleByBacktrackingLinesearchState",
+    "ScaleByBfgsState",
+    "ScaleByConjugateGradientState",
+    "ScaleByLbfgsState",
+    "ScaleByNewtonCgState",
+    "ScaleByQuadraticLinesearchState",
+    "ScaleByZoomLinesearchState",
+    "bfgs",
+    "conjugate_gradient",
+    "lbfgs",
+    "minimize",
+    "newton",
+    "newton_cg",
+    "scale_by_backtracking_linesearch",
+    "scale_by_bfgs",
+    "scale_by_conjugate_gradient",
+    "scale_by_lbfgs",
+    "scale_by_newton_cg",
+    "scale_by_quadratic_linesearch",
+    "scale_by_zoom_linesearch",
+]

@@ -1,0 +1,153 @@
+"""Nonlinear conjugate gradients (textbook §8.6.2, Algorithm 8.9)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gradtransforms import tree_math as tm
+from gradtransforms.base import GradientTransformationExtraArgs
+from gradtransforms.combine import chain
+from gradtransforms.second_order._common import check_bool, check_choice, int32
+from gradtransforms.second_order.linesearch import scale_by_zoom_linesearch
+from gradtransforms.transforms import scale
+from gradtransforms.validation import check_positive_int
+
+__all__ = [
+    "ScaleByConjugateGradientState",
+    "conjugate_gradient",
+    "scale_by_conjugate_gradient",
+]
+
+_VARIANTS = ("polak_ribiere", "fletcher_reeves", "hestenes_stiefel")
+
+
+class ScaleByConjugateGradientState(NamedTuple):
+    """State of `scale_by_conjugate_gradient`."""
+
+    count: jax.Array  # int32: updates so far
+    prev_grad: Any  # like params: g_{t-1}
+    prev_direction: Any  # like params: the last output, -ρ_{t-1}
+    beta: jax.Array  # scalar: β_t of the last update (0 after a restart)
+
+
+def scale_by_conjugate_gradient(
+    variant: str = "polak_ribiere",
+    restart_every: int | None = None,
+) -> GradientTransformationExtraArgs:
+    """Conjugate search directions $\\rho_t = -g_t + \\beta_t \\rho_{t-1}$ (Alg. 8.9).
+
+    $$\\beta^{FR}_t = \\frac{g_t^\\top g_t}{g_{t-1}^\\top g_{t-1}}, \\quad
+    \\beta^{PR}_t = \\max\\Big(0, \\frac{(g_t - g_{t-1})^\\top
+    g_t}{g_{t-1}^\\top g_{t-1}}\\Big), \\quad \\beta^{HS}_t = \\max\\Big(0,
+    \\frac{(g_t - g_{t-1})^\\top g_t}{(g_t - g_{t-1})^\\top \\rho_{t-1}}\\Big)$$
+
+    (Fletcher–Reeves eq. 8.30; Polak–Ribière eq. 8.31, clipped at 0 — "PR+",
+    which restarts by itself when successive gradients stop being
+    orthogonal; Hestenes–Stiefel, clipped likewise). The method restarts
+    ($\\beta_t = 0$, a steepest-descent step) at the first update, every
+    `restart_every` updates (the textbook's "reset $\\beta_t$ to zero if $t$
+    is a multiple of some constant $k$"), when $\\beta_t$ is not finite, and
+    whenever $\\rho_t$ is not a descent direction ($g_t^\\top\\rho_t \\ge 0$).
+    Outputs $-\\rho_t$ (optax's sign convention for `scale_by_*`); chain
+    with `scale(-1.0)` and a line search, as `conjugate_gradient` does. The
+    updates it receives are taken as the gradient $g_t$.
+
+    Args:
+      variant: `"polak_ribiere"`, `"fletcher_reeves"` or
+        `"hestenes_stiefel"`.
+      restart_every: restart every this many updates (`None`: only on the
+        conditions above).
+
+    Returns:
+      A `GradientTransformationExtraArgs` (extra arguments ignored) with a
+      `ScaleByConjugateGradientState`.
+    """
+    check_choice("variant", variant, _VARIANTS)
+    if restart_every is not None:
+        check_positive_int("restart_every", restart_every)
+
+    def init_fn(params):
+        dtype = tm.tree_accumulation_dtype(params)
+        zeros = tm.zeros_like(params)
+        return ScaleByConjugateGradientState(
+            int32(0), zeros, zeros, jnp.zeros((), dtype)
+        )
+
+    def update_fn(updates, state, params=None, **extra):
+        del params, extra
+        g, g_prev, e_prev = updates, state.prev_grad, state.prev_direction
+        dtype = state.beta.dtype
+        y = tm.tree_add_scaled(g, -1, g_prev)
+        if variant == "fletcher_reeves":
+            beta = tm.tree_vdot(g, g) / tm.tree_vdot(g_prev, g_prev)
+        elif variant == "polak_ribiere":
+            beta = jnp.maximum(tm.tree_vdot(g, y) / tm.tree_vdot(g_prev, g_prev), 0)
+        else:  # ρ_{t-1} = -e_{t-1}
+            beta = jnp.maximum(tm.tree_vdot(g, y) / -tm.tree_vdot(e_prev, y), 0)
+        beta = beta.astype(dtype)
+        restart = (state.count == 0) | ~jnp.isfinite(beta)
+        if restart_every is not None:
+            restart |= state.count % restart_every == 0
+        beta = jnp.where(restart, jnp.zeros_like(beta), beta)
+        direction = tm.tree_add_scaled(g, beta, e_prev)
+        # -direction must be a descent direction: <g, direction> > 0.
+        descent = tm.tree_vdot(g, direction) > 0
+        beta = jnp.where(descent, beta, jnp.zeros_like(beta))
+        direction = jax.tree.map(lambda d, x: jnp.where(descent, d, x), direction, g)
+        new_state = ScaleByConjugateGradientState(
+            count=tm.safe_increment(state.count),
+            prev_grad=tm.tree_cast(g, state.prev_grad),
+            prev_direction=tm.tree_cast(direction, state.prev_direction),
+            beta=beta,
+        )
+        return direction, new_state
+
+    return GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def conjugate_gradient(
+    variant: str = "polak_ribiere",
+    restart_every: int | None = None,
+    linesearch: Any = None,
+    has_aux: bool = False,
+) -> GradientTransformationExtraArgs:
+    """Nonlinear conjugate gradients with a line search (textbook Algorithm 8.9).
+
+    $$\\rho_t = -g_t + \\beta_t \\rho_{t-1}, \\qquad
+    \\varepsilon^* \\approx \\arg\\min_\\varepsilon f(\\theta_t +
+    \\varepsilon\\rho_t), \\qquad \\theta_{t+1} = \\theta_t + \\varepsilon^*
+    \\rho_t$$
+
+    `chain(scale_by_conjugate_gradient(variant, restart_every), scale(-1.0),
+    linesearch)`. The default line search is
+    `scale_by_zoom_linesearch(curv_rtol=0.1,
+    initial_guess_strategy="quadratic")`: strong Wolfe with $c_2 = 0.1$, as
+    Nocedal & Wright recommend for CG (it keeps Fletcher–Reeves directions
+    descent directions), first trial by their eq. 3.60. On a
+    positive-definite quadratic in $n$ variables with the exact step
+    (`linesearch=scale_by_quadratic_linesearch()`), CG reaches the minimum in
+    at most $n$ updates.
+
+    Args:
+      variant: `"polak_ribiere"` (PR+), `"fletcher_reeves"` or
+        `"hestenes_stiefel"`; see `scale_by_conjugate_gradient`.
+      restart_every: restart period $k$ (`None`: no periodic restart).
+      linesearch: the line-search link (`None`: the default above).
+      has_aux: `value_fn` returns `(value, aux)`; passed to the default line
+        search.
+
+    Returns:
+      A `GradientTransformationExtraArgs`; its state is the tuple of the
+      three links' states.
+    """
+    check_bool("has_aux", has_aux)
+    if linesearch is None:
+        linesearch = scale_by_zoom_linesearch(
+            curv_rtol=0.1, initial_guess_strategy="quadratic", has_aux=has_aux
+        )
+    return chain(
+        scale_by_conjugate_gradient(variant, restart_every), scale(-1.0), linesearch
+    )

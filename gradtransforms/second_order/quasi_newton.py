@@ -1,0 +1,325 @@
+"""Quasi-Newton methods: BFGS and L-BFGS (textbook §8.6.3).
+
+Both approximate the inverse Hessian by a matrix $M_t$ built from the steps
+$s = \\theta_{t} - \\theta_{t-1}$ and gradient changes $y = g_t - g_{t-1}$,
+and search along $-M_t g_t$. BFGS stores $M_t$: $O(n^2)$ memory and time
+per step. L-BFGS stores only the last $m$ pairs $(s, y)$ and applies $M_t$ by
+the two-loop recursion: $O(mn)$. Each update first records the pair from the
+previous step, then preconditions the gradient, so a line search placed
+after it has already moved the parameters when the pair is formed.
+References: Nocedal & Wright, *Numerical Optimization* (2nd ed., 2006),
+eqs. 6.17 and 6.20, Algorithms 7.4 and 7.5.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gradtransforms import tree_math as tm
+from gradtransforms.base import GradientTransformationExtraArgs
+from gradtransforms.combine import chain
+from gradtransforms.second_order._common import check_bool, int32
+from gradtransforms.second_order.linesearch import scale_by_zoom_linesearch
+from gradtransforms.transforms import scale, scale_by_learning_rate
+from gradtransforms.validation import check_positive_int
+
+__all__ = [
+    "ScaleByBfgsState",
+    "ScaleByLbfgsState",
+    "bfgs",
+    "lbfgs",
+    "scale_by_bfgs",
+    "scale_by_lbfgs",
+]
+
+
+def _curvature_ok(sy: jax.Array, s_norm: jax.Array, y_norm: jax.Array) -> jax.Array:
+    """The curvature condition $s^\\top y > 0$, with a rounding margin."""
+    margin = jnp.finfo(sy.dtype).eps * s_norm * y_norm
+    return jnp.isfinite(sy) & (sy > margin)
+
+
+def _first_step_scale(g_norm: jax.Array) -> jax.Array:
+    """$\\min(1, 1/\\lVert g\\rVert)$: the first step has length at most 1."""
+    return jnp.minimum(1, 1 / g_norm)
+
+
+# --------------------------------------------------------------------------
+# BFGS
+
+
+class ScaleByBfgsState(NamedTuple):
+    """State of `scale_by_bfgs`."""
+
+    count: jax.Array  # int32: updates so far
+    num_pairs: jax.Array  # int32: (s, y) pairs accepted into M so far
+    inv_hessian: jax.Array  # (n, n), params' dtype: M, the inverse-Hessian estimate
+    prev_params: jax.Array  # (n,): raveled θ_{t-1}
+    prev_grad: jax.Array  # (n,): raveled g_{t-1}
+
+
+def scale_by_bfgs() -> GradientTransformationExtraArgs:
+    """Precondition the gradient by the BFGS inverse-Hessian estimate: $u = M_t g_t$.
+
+    $$M_{t} = (I - \\rho\\, s y^\\top) M_{t-1} (I - \\rho\\, y s^\\top) + \\rho\\,
+    s s^\\top, \\qquad \\rho = 1/(y^\\top s)$$
+
+    (Nocedal & Wright eq. 6.17) on the raveled parameters. The update is
+    skipped when the curvature condition $s^\\top y > 0$ fails (it would make
+    $M$ indefinite); the strong Wolfe line search guarantees it holds.
+    Before the first update, $M_0 = I$ is replaced by
+    $\\frac{y^\\top s}{y^\\top y} I$ (eq. 6.20). Until a pair is accepted
+    the output is $g$ scaled to length at most 1 (a heuristic: the first
+    line search then starts from a step of length at most 1). Outputs the
+    preconditioned gradient (optax's sign convention for `scale_by_*`):
+    chain with `scale(-1.0)` and a line search, as `bfgs` does. The updates
+    it receives are taken as the gradient. $O(n^2)$ memory.
+
+    Returns:
+      A `GradientTransformationExtraArgs` (extra arguments ignored) with a
+      `ScaleByBfgsState`.
+    """
+
+    def init_fn(params):
+        x, _ = tm.ravel(params)
+        return ScaleByBfgsState(
+            count=int32(0),
+            num_pairs=int32(0),
+            inv_hessian=jnp.eye(x.size, dtype=x.dtype),
+            prev_params=jnp.zeros_like(x),
+            prev_grad=jnp.zeros_like(x),
+        )
+
+    def update_fn(updates, state, params, **extra):
+        del extra
+        x, unravel = tm.ravel(params)
+        g = tm.ravel(tm.tree_cast(updates, params))[0].astype(x.dtype)
+        s, y = x - state.prev_params, g - state.prev_grad
+        sy, yy = s @ y, y @ y
+        accept = (state.count > 0) & _curvature_ok(sy, jnp.linalg.norm(s), jnp.sqrt(yy))
+        m = state.inv_hessian
+        m = jnp.where(accept & (state.num_pairs == 0), (sy / yy) * m, m)
+        rho = 1 / jnp.where(accept, sy, 1)
+        my = m @ y
+        m_new = (
+            m
+            - rho * (jnp.outer(s, my) + jnp.outer(my, s))
+            + (rho * rho * (y @ my) + rho) * jnp.outer(s, s)
+        )
+        m = jnp.where(accept, m_new, state.inv_hessian)
+        num_pairs = state.num_pairs + accept.astype(jnp.int32)
+        direction = m @ g
+        first = _first_step_scale(jnp.linalg.norm(g)) * g
+        direction = jnp.where(num_pairs > 0, direction, first)
+        new_state = ScaleByBfgsState(
+            count=tm.safe_increment(state.count),
+            num_pairs=num_pairs,
+            inv_hessian=m,
+            prev_params=x,
+            prev_grad=g,
+        )
+        return unravel(direction), new_state
+
+    return GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def bfgs(
+    linesearch: Any = None, has_aux: bool = False
+) -> GradientTransformationExtraArgs:
+    """BFGS with a strong Wolfe line search (textbook §8.6.3, eq. 8.33).
+
+    $$\\rho_t = -M_t g_t, \\qquad \\theta_{t+1} = \\theta_t + \\varepsilon^*
+    \\rho_t$$
+
+    `chain(scale_by_bfgs(), scale(-1.0), linesearch)`; the default line
+    search is `scale_by_zoom_linesearch(initial_guess_strategy="one")` (the
+    full quasi-Newton step is tried first). Stores the dense $n \\times n$
+    matrix $M$: $O(n^2)$ memory, impractical beyond a few thousand
+    parameters (use `lbfgs`).
+
+    Args:
+      linesearch: the line-search link (`None`: the default above).
+      has_aux: `value_fn` returns `(value, aux)`; passed to the default line
+        search.
+
+    Returns:
+      A `GradientTransformationExtraArgs`; its state is the tuple of the
+      three links' states.
+    """
+    check_bool("has_aux", has_aux)
+    if linesearch is None:
+        linesearch = scale_by_zoom_linesearch(
+            initial_guess_strategy="one", has_aux=has_aux
+        )
+    return chain(scale_by_bfgs(), scale(-1.0), linesearch)
+
+
+# --------------------------------------------------------------------------
+# L-BFGS
+
+
+class ScaleByLbfgsState(NamedTuple):
+    """State of `scale_by_lbfgs`."""
+
+    count: jax.Array  # int32: updates so far
+    s_memory: Any  # like params, leaves stacked (memory_size, ...): oldest first
+    y_memory: Any  # like params, leaves stacked (memory_size, ...): oldest first
+    rho_memory: jax.Array  # (memory_size,): 1 / s'y per slot (0: empty slot)
+    prev_params: Any  # like params: θ_{t-1}
+    prev_grad: Any  # like params: g_{t-1}
+
+
+def scale_by_lbfgs(
+    memory_size: int = 10, scale_init_precond: bool = True
+) -> GradientTransformationExtraArgs:
+    """Precondition the gradient by L-BFGS's two-loop recursion: $u = M_t g_t$.
+
+    $$q \\leftarrow g;\\ \\text{for } i = t-1, \\dots, t-m:\\ \\alpha_i =
+    \\rho_i s_i^\\top q,\\ q \\leftarrow q - \\alpha_i y_i; \\quad r
+    \\leftarrow \\gamma q;\\ \\text{for } i = t-m, \\dots, t-1:\\ \\beta =
+    \\rho_i y_i^\\top r,\\ r \\leftarrow r + s_i(\\alpha_i - \\beta)$$
+
+    (Nocedal & Wright Algorithm 7.4) with $\\rho_i = 1 / y_i^\\top s_i$ and
+    $\\gamma = s^\\top y / y^\\top y$ from the newest pair (eq. 7.20). The
+    last `memory_size` pairs are kept oldest first, on the parameters' own
+    pytree (no raveling; a new pair shifts the others down): $O(mn)$ memory.
+    A pair failing the curvature condition $s^\\top y > 0$ is not stored.
+    With no pair yet, the output is $g$ scaled to length at most 1 (a
+    heuristic that optax uses too: the first line search starts from a step
+    of length at most 1). Outputs the preconditioned gradient (optax's sign
+    convention): chain with `scale(-1.0)` and a line search, as `lbfgs`
+    does. The updates it receives are taken as the gradient.
+
+    Args:
+      memory_size: $m$, the number of pairs kept.
+      scale_init_precond: scale the initial $M^{(0)} = \\gamma I$ (optax's
+        name); `False` uses $\\gamma = 1$.
+
+    Returns:
+      A `GradientTransformationExtraArgs` (extra arguments ignored) with a
+      `ScaleByLbfgsState`.
+    """
+    check_positive_int("memory_size", memory_size)
+    check_bool("scale_init_precond", scale_init_precond)
+    m = memory_size
+
+    def init_fn(params):
+        dtype = tm.tree_accumulation_dtype(params)
+        stacked = jax.tree.map(
+            lambda x: jnp.zeros((m, *jnp.shape(x)), jnp.asarray(x).dtype), params
+        )
+        return ScaleByLbfgsState(
+            count=int32(0),
+            s_memory=stacked,
+            y_memory=stacked,
+            rho_memory=jnp.zeros((m,), dtype),
+            prev_params=tm.zeros_like(params),
+            prev_grad=tm.zeros_like(params),
+        )
+
+    def push(accept, memory, new):
+        """Drop the oldest entry and append `new` last, if `accept`."""
+
+        def one(mem, v):
+            pushed = jnp.concatenate([mem[1:], jnp.asarray(v, mem.dtype)[None]])
+            return jnp.where(accept, pushed, mem)
+
+        return jax.tree.map(one, memory, new)
+
+    def update_fn(updates, state, params, **extra):
+        del extra
+        g = tm.tree_cast(updates, params)
+        dtype = state.rho_memory.dtype
+        s = tm.tree_add_scaled(params, -1, state.prev_params)
+        y = tm.tree_add_scaled(g, -1, state.prev_grad)
+        sy = tm.tree_vdot(s, y).astype(dtype)
+        accept = (state.count > 0) & _curvature_ok(
+            sy, tm.global_norm(s).astype(dtype), tm.global_norm(y).astype(dtype)
+        )
+        s_mem, y_mem = push(accept, state.s_memory, s), push(accept, state.y_memory, y)
+        rho_mem = push(accept, state.rho_memory, 1 / jnp.where(accept, sy, 1))
+        have_pairs = rho_mem[-1] > 0
+
+        # Two-loop recursion (Algorithm 7.4) as two scans over the memory;
+        # empty slots have rho = 0 and zero vectors: no-ops.
+        def newest_first(q, pair):
+            s_i, y_i, rho_i = pair
+            alpha = rho_i * tm.tree_vdot(s_i, q).astype(dtype)
+            return tm.tree_add_scaled(q, -alpha, y_i), alpha
+
+        q, alphas = jax.lax.scan(newest_first, g, (s_mem, y_mem, rho_mem), reverse=True)
+        if scale_init_precond:
+            s_n = jax.tree.map(lambda x: x[-1], s_mem)
+            y_n = jax.tree.map(lambda x: x[-1], y_mem)
+            gamma = (tm.tree_vdot(s_n, y_n) / tm.tree_vdot(y_n, y_n)).astype(dtype)
+        else:
+            gamma = jnp.ones((), dtype)
+        gamma = jnp.where(
+            have_pairs, gamma, _first_step_scale(tm.global_norm(g).astype(dtype))
+        )
+
+        def oldest_first(r, pair):
+            s_i, y_i, rho_i, alpha = pair
+            beta = rho_i * tm.tree_vdot(y_i, r).astype(dtype)
+            return tm.tree_add_scaled(r, alpha - beta, s_i), None
+
+        r, _ = jax.lax.scan(
+            oldest_first, tm.scale_tree(gamma, q), (s_mem, y_mem, rho_mem, alphas)
+        )
+        new_state = ScaleByLbfgsState(
+            count=tm.safe_increment(state.count),
+            s_memory=s_mem,
+            y_memory=y_mem,
+            rho_memory=rho_mem,
+            prev_params=tm.tree_cast(params, state.prev_params),
+            prev_grad=g,
+        )
+        return r, new_state
+
+    return GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def lbfgs(
+    learning_rate: Any = None,
+    memory_size: int = 10,
+    scale_init_precond: bool = True,
+    linesearch: Any = None,
+    has_aux: bool = False,
+) -> GradientTransformationExtraArgs:
+    """L-BFGS with a strong Wolfe line search (textbook §8.6.3).
+
+    $$\\rho_t = -M_t g_t \\ \\text{(two-loop recursion over the last } m
+    \\text{ pairs)}, \\qquad \\theta_{t+1} = \\theta_t + \\varepsilon^*
+    \\rho_t$$
+
+    `chain(scale_by_lbfgs(memory_size, scale_init_precond), scale(-1.0),
+    linesearch)`, the same links and keyword names as `optax.lbfgs`. The
+    default line search is
+    `scale_by_zoom_linesearch(initial_guess_strategy="one")`. $O(mn)$ memory.
+
+    Args:
+      learning_rate: `None` (the default; the line search chooses the step)
+        or a number or schedule $\\varepsilon$ replacing `scale(-1.0)` by
+        `scale_by_learning_rate(learning_rate)`.
+      memory_size: $m$, the number of $(s, y)$ pairs kept.
+      scale_init_precond: see `scale_by_lbfgs`.
+      linesearch: the line-search link (`None`: the default above).
+      has_aux: `value_fn` returns `(value, aux)`; passed to the default line
+        search.
+
+    Returns:
+      A `GradientTransformationExtraArgs`; its state is the tuple of the
+      three links' states.
+    """
+    check_bool("has_aux", has_aux)
+    if linesearch is None:
+        linesearch = scale_by_zoom_linesearch(
+            initial_guess_strategy="one", has_aux=has_aux
+        )
+    flip = (
+        scale(-1.0) if learning_rate is None else scale_by_learning_rate(learning_rate)
+    )
+    return chain(scale_by_lbfgs(memory_size, scale_init_precond), flip, linesearch)
