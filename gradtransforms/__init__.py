@@ -7,7 +7,7 @@ chapter 8, as optax-compatible `(init, update)` pairs. One flat namespace:
     tx = gt.chain(gt.clip_by_global_norm(1.0), gt.adam(1e-3))
 """
 
-from gradtransforms import checkpoint, diagnostics, init, sharding, training
+from gradtransforms import checkpoint, diagnostics, init, sharding, training, tuning
 from gradtransforms.averaging import (
     AverageState,
     averaged_model,
@@ -189,6 +189,7 @@ __all__ = [
     "sharding",
     "trace",
     "training",
+    "tuning",
     "warmup_cosine_decay_schedule",
     "zero_nans",
 ]
