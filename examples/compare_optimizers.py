@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from examples._cli import OneLineParser, UsageError, positive_int
+
 OPTIMIZER_NAMES = (
     "sgd",
     "momentum",
@@ -42,25 +44,6 @@ OPTIMIZER_NAMES = (
     "adam",
 )
 AVERAGES = ("adam_polyak", "adam_ema")
-
-
-class UsageError(Exception):
-    """Bad command-line input: reported in one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage block
-        raise UsageError(message)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def _optimizer_list(text: str) -> list[str]:
@@ -75,7 +58,7 @@ def _optimizer_list(text: str) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m examples.compare_optimizers",
         description=__doc__.split("\n\n")[0],
     )
@@ -85,8 +68,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=list(OPTIMIZER_NAMES),
         help=f"comma-separated subset of: {','.join(OPTIMIZER_NAMES)}",
     )
-    parser.add_argument("--epochs", type=_positive_int, default=30)
-    parser.add_argument("--batch-size", type=_positive_int, default=64)
+    parser.add_argument("--epochs", type=positive_int, default=30)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="out", help="output folder")
     parser.add_argument(

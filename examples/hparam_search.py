@@ -44,32 +44,15 @@ from typing import Any
 
 import numpy as np
 
+from examples._cli import OneLineParser, UsageError, positive_int
+
 LR_RANGE = (1e-4, 10.0)
 WD_RANGE = (1e-6, 1e-3)
 MOMENTUM = 0.9
 
 
-class UsageError(Exception):
-    """Bad command-line input: reported in one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage block
-        raise UsageError(message)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
 def _square(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if math.isqrt(value) ** 2 != value or value < 4:
         raise argparse.ArgumentTypeError(
             f"must be a square >= 4 (a k x k grid), got {value}"
@@ -78,7 +61,7 @@ def _square(text: str) -> int:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m examples.hparam_search",
         description=__doc__.split("\n\n")[0],
     )
@@ -87,13 +70,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--trials", type=_square, default=16, help="budget per search, k*k (16)"
     )
     parser.add_argument(
-        "--repeats", type=_positive_int, default=100, help="grid/random repeats (100)"
+        "--repeats", type=positive_int, default=100, help="grid/random repeats (100)"
     )
     parser.add_argument(
-        "--tpe-repeats", type=_positive_int, default=20, help="TPE repeats (20)"
+        "--tpe-repeats", type=positive_int, default=20, help="TPE repeats (20)"
     )
-    parser.add_argument("--epochs", type=_positive_int, default=3, help="epochs (3)")
-    parser.add_argument("--batch-size", type=_positive_int, default=64)
+    parser.add_argument("--epochs", type=positive_int, default=3, help="epochs (3)")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed (0)")
     parser.add_argument("--no-tpe", action="store_true", help="skip TPE (Optuna)")
     return parser.parse_args(argv)

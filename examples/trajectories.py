@@ -18,21 +18,13 @@ number of steps taken and the final distance to the minimum.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-
-class UsageError(Exception):
-    """Bad command-line input: reported in one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise UsageError(message)
+from examples._cli import OneLineParser, UsageError
 
 
 def ravine(p):
@@ -136,7 +128,7 @@ def plot(paths: dict, path: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m examples.trajectories", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--out", default="out", help="output folder")

@@ -1,0 +1,27 @@
+"""Command-line plumbing shared by the examples: one-line errors, exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class UsageError(Exception):
+    """Bad command-line input: the example reports it in one line and exits 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser that raises `UsageError` instead of printing usage."""
+
+    def error(self, message: str) -> None:
+        raise UsageError(message)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
