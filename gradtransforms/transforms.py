@@ -60,7 +60,8 @@ def _check_stabiliser(eps: Any, eps_root: Any, *initial: Any) -> None:
 
 
 def _as_number(name: str, value: Any) -> None:
-    if isinstance(value, bool | str) or value is None or callable(value):
+    is_array = hasattr(value, "dtype") and hasattr(value, "shape")
+    if isinstance(value, bool) or not (is_concrete_number(value) or is_array):
         raise TypeError(f"{name} must be a number; got {value!r}.")
 
 

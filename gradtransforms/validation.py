@@ -34,7 +34,11 @@ def is_concrete_number(value: Any) -> bool:
 
 
 def _reject_non_numeric(name: str, value: Any, allowed: str) -> None:
-    if isinstance(value, bool | np.bool_ | str) or value is None:
+    """Reject bools, strings, None, lists...: anything not a number or array."""
+    is_array = hasattr(value, "dtype") and hasattr(value, "shape")
+    if isinstance(value, bool | np.bool_) or not (
+        is_concrete_number(value) or is_array
+    ):
         raise TypeError(f"{name} must be {allowed}; got {value!r}.")
 
 
