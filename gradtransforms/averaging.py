@@ -29,7 +29,7 @@ import optax
 
 from gradtransforms import tree_math as tm
 from gradtransforms.base import GradientTransformation
-from gradtransforms.validation import check_unit_interval
+from gradtransforms.validation import check_non_negative_int, check_unit_interval
 
 __all__ = [
     "AverageState",
@@ -47,13 +47,6 @@ class AverageState(NamedTuple):
     """int32 scalar: updates seen so far (iterates $\\theta^{(1)}\\dots$)."""
     average: Any
     """Like params, in the accumulator dtype: the current average."""
-
-
-def _check_start_step(start_step: Any) -> None:
-    if isinstance(start_step, bool) or not isinstance(start_step, int):
-        raise TypeError(f"start_step must be an int >= 0; got {start_step!r}.")
-    if start_step < 0:
-        raise ValueError(f"start_step must be an int >= 0; got {start_step!r}.")
 
 
 def _running_average(weight_fn, start_step: int, accumulator_dtype: Any):
@@ -113,7 +106,7 @@ def polyak_average(
       >>> import gradtransforms as gt
       >>> tx = gt.chain(gt.sgd(0.5), gt.polyak_average())
     """
-    _check_start_step(start_step)
+    check_non_negative_int("start_step", start_step)
     return _running_average(
         lambda n, dtype: 1 / n.astype(dtype), start_step, accumulator_dtype
     )
@@ -146,7 +139,7 @@ def ema_average(
       `params`.
     """
     check_unit_interval("decay", decay)
-    _check_start_step(start_step)
+    check_non_negative_int("start_step", start_step)
     if debias:
 
         def weight(n, dtype):

@@ -9,7 +9,6 @@ Step counts are validated when the schedule is built.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,7 +16,9 @@ import jax
 import jax.numpy as jnp
 
 from gradtransforms.validation import (
+    check_finite,
     check_non_negative,
+    check_non_negative_int,
     check_positive,
     check_positive_int,
 )
@@ -40,20 +41,6 @@ def _float(x: Any) -> jax.Array:
     return jnp.asarray(x, dtype=jnp.result_type(float))
 
 
-def _check_finite(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        if not hasattr(value, "dtype"):
-            raise TypeError(f"{name} must be a number; got {value!r}.")
-        return
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number; got {value!r}.")
-
-
-def _check_begin(value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"transition_begin must be an int >= 0; got {value!r}.")
-
-
 def constant_schedule(value: float) -> Schedule:
     """$\\varepsilon_k = \\varepsilon$ for every step $k$.
 
@@ -63,7 +50,7 @@ def constant_schedule(value: float) -> Schedule:
     Returns:
       A schedule `count -> value`.
     """
-    _check_finite("value", value)
+    check_finite("value", value)
     return lambda count: _float(value)
 
 
@@ -100,10 +87,10 @@ def linear_decay_schedule(
       >>> [float(s(k)) for k in range(6)]
       [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
     """
-    _check_finite("init_value", init_value)
-    _check_finite("end_value", end_value)
+    check_finite("init_value", init_value)
+    check_finite("end_value", end_value)
     check_positive_int("transition_steps", transition_steps)
-    _check_begin(transition_begin)
+    check_non_negative_int("transition_begin", transition_begin)
 
     def schedule(count):
         k = jnp.clip(jnp.asarray(count) - transition_begin, 0, transition_steps)
@@ -140,12 +127,12 @@ def exponential_decay(
     Returns:
       A schedule `count -> value`.
     """
-    _check_finite("init_value", init_value)
+    check_finite("init_value", init_value)
     check_positive_int("transition_steps", transition_steps)
     check_positive("decay_rate", decay_rate)
-    _check_begin(transition_begin)
+    check_non_negative_int("transition_begin", transition_begin)
     if end_value is not None:
-        _check_finite("end_value", end_value)
+        check_finite("end_value", end_value)
 
     def schedule(count):
         k = jnp.maximum(_float(jnp.asarray(count) - transition_begin), 0)
@@ -175,7 +162,7 @@ def piecewise_constant_schedule(
     Returns:
       A schedule `count -> value`.
     """
-    _check_finite("init_value", init_value)
+    check_finite("init_value", init_value)
     items = sorted((boundaries_and_scales or {}).items())
     for boundary, scale in items:
         if isinstance(boundary, bool) or not isinstance(boundary, int) or boundary < 0:
@@ -211,7 +198,7 @@ def cosine_decay_schedule(
     Returns:
       A schedule `count -> value`.
     """
-    _check_finite("init_value", init_value)
+    check_finite("init_value", init_value)
     check_positive_int("decay_steps", decay_steps)
     check_non_negative("alpha", alpha)
     check_positive("exponent", exponent)
@@ -292,11 +279,8 @@ def warmup_cosine_decay_schedule(
         ("peak_value", peak_value),
         ("end_value", end_value),
     ):
-        _check_finite(name, v)
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int):
-        raise TypeError(f"warmup_steps must be an int >= 0; got {warmup_steps!r}.")
-    if warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be an int >= 0; got {warmup_steps!r}.")
+        check_finite(name, v)
+    check_non_negative_int("warmup_steps", warmup_steps)
     check_positive_int("decay_steps", decay_steps)
     if decay_steps <= warmup_steps:
         raise ValueError(

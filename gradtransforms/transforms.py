@@ -10,7 +10,6 @@ Equations and algorithm numbers refer to Goodfellow, Bengio & Courville,
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -21,6 +20,7 @@ import optax
 from gradtransforms import tree_math as tm
 from gradtransforms.base import GradientTransformation
 from gradtransforms.validation import (
+    check_finite,
     check_learning_rate,
     check_non_negative,
     check_unit_interval,
@@ -59,12 +59,6 @@ def _check_stabiliser(eps: Any, eps_root: Any, *initial: Any) -> None:
         )
 
 
-def _as_number(name: str, value: Any) -> None:
-    is_array = hasattr(value, "dtype") and hasattr(value, "shape")
-    if isinstance(value, bool) or not (is_concrete_number(value) or is_array):
-        raise TypeError(f"{name} must be a number; got {value!r}.")
-
-
 # --------------------------------------------------------------------------
 # Plain scaling
 
@@ -78,9 +72,7 @@ def scale(step_size: float) -> GradientTransformation:
     Returns:
       A stateless `GradientTransformation`.
     """
-    _as_number("step_size", step_size)
-    if is_concrete_number(step_size) and not math.isfinite(float(step_size)):
-        raise ValueError(f"step_size must be finite; got {step_size!r}.")
+    check_finite("step_size", step_size)
 
     def init_fn(params):
         del params

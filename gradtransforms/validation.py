@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "check_finite",
     "check_learning_rate",
     "check_non_negative",
+    "check_non_negative_int",
     "check_positive",
     "check_positive_int",
     "check_unit_interval",
@@ -48,6 +50,19 @@ def _check(name: str, value: Any, ok: Callable[[float], bool], allowed: str) -> 
         x = float(value)
         if math.isnan(x) or not ok(x):
             raise ValueError(f"{name} must be {allowed}; got {value!r}.")
+
+
+def check_finite(name: str, value: Any) -> None:
+    """Require a finite number (any sign)."""
+    _check(name, value, math.isfinite, "a finite number")
+
+
+def check_non_negative_int(name: str, value: Any) -> None:
+    """Require a Python int >= 0 (step offsets such as `transition_begin`)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 0; got {value!r}.")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0; got {value!r}.")
 
 
 def check_positive(name: str, value: Any) -> None:
