@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms.tree_math import assert_same_structure
+from gradtransforms.tree_math import assert_same_structure, cast
 
 GradientTransformation = optax.GradientTransformation
 GradientTransformationExtraArgs = optax.GradientTransformationExtraArgs
@@ -66,7 +66,7 @@ def apply_updates(params: Params, updates: Updates) -> Params:
 
     def add(p, u):
         p = jnp.asarray(p)
-        return p + jnp.asarray(u).astype(p.dtype)
+        return p + cast(jnp.asarray(u), p.dtype)
 
     return jax.tree.map(add, params, updates)
 

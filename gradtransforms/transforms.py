@@ -9,7 +9,6 @@ Equations and algorithm numbers refer to Goodfellow, Bengio & Courville,
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -184,16 +183,18 @@ def trace(
     def update_fn(updates, state, params=None):
         del params
 
+        alpha = tm.per_dtype(lambda dt: jnp.asarray(decay, dt))
+
         def velocity(g, m):
             dtype = tm.accumulation_dtype(m.dtype)
-            return jnp.asarray(decay, dtype) * m.astype(dtype) + g.astype(dtype)
+            return alpha(dtype) * tm.cast(m, dtype) + tm.cast(g, dtype)
 
         new_trace = jax.tree.map(
-            lambda g, m: velocity(g, m).astype(m.dtype), updates, state.trace
+            lambda g, m: tm.cast(velocity(g, m), m.dtype), updates, state.trace
         )
         if nesterov:
             out = jax.tree.map(
-                lambda g, m: velocity(g, m).astype(g.dtype), updates, new_trace
+                lambda g, m: tm.cast(velocity(g, m), g.dtype), updates, new_trace
             )
         else:
             out = tm.tree_cast(new_trace, updates)
@@ -251,22 +252,35 @@ def scale_by_rss(
             updates,
             state.sum_of_squares,
         )
-        out = jax.tree.map(
-            functools.partial(_divide_by_root, eps=eps, eps_root=eps_root),
-            updates,
-            sum_of_squares,
-        )
+        out = _divide_by_root(updates, sum_of_squares, eps=eps, eps_root=eps_root)
         return out, ScaleByRssState(sum_of_squares=sum_of_squares)
 
     return GradientTransformation(init_fn, update_fn)
 
 
-def _divide_by_root(g: jax.Array, r: jax.Array, *, eps: Any, eps_root: Any):
-    """$g / (\\sqrt{r + \\delta_\\text{root}} + \\delta)$, in float32 or wider."""
-    dtype = tm.accumulation_dtype(g.dtype)
-    r = r.astype(dtype)
-    denom = jnp.sqrt(r + tm.cast_like(eps_root, r)) + tm.cast_like(eps, r)
-    return (g.astype(dtype) / denom).astype(g.dtype)
+def _is_zero(x: Any) -> bool:
+    """True for a Python number equal to 0 (adding it can be skipped)."""
+    return is_concrete_number(x) and float(x) == 0
+
+
+def _divide_by_root(updates: Any, accumulators: Any, *, eps: Any, eps_root: Any):
+    """$g / (\\sqrt{r + \\delta_\\text{root}} + \\delta)$ per leaf, in float32+."""
+    constants = tm.per_dtype(
+        lambda dt: (jnp.asarray(eps_root, dt), jnp.asarray(eps, dt))
+    )
+
+    def one(g, r):
+        dtype = tm.accumulation_dtype(g.dtype)
+        eps_root_, eps_ = constants(dtype)
+        r = tm.cast(r, dtype)
+        if not _is_zero(eps_root):
+            r = r + eps_root_
+        denom = jnp.sqrt(r)
+        if not _is_zero(eps):
+            denom = denom + eps_
+        return tm.cast(tm.cast(g, dtype) / denom, g.dtype)
+
+    return jax.tree.map(one, updates, accumulators)
 
 
 class ScaleByRmsState(NamedTuple):
@@ -334,11 +348,7 @@ def scale_by_rms(
             mu = state.mu
             var = nu_hat
 
-        out = jax.tree.map(
-            functools.partial(_divide_by_root, eps=eps, eps_root=eps_root),
-            updates,
-            var,
-        )
+        out = _divide_by_root(updates, var, eps=eps, eps_root=eps_root)
         return out, ScaleByRmsState(count=count, mu=mu, nu=nu)
 
     return GradientTransformation(init_fn, update_fn)
@@ -404,22 +414,33 @@ def scale_by_adam(
         mu = tm.update_moment(updates, state.mu, b1, 1)
         nu = tm.update_moment(updates, state.nu, b2, 2)
 
+        def factors(dtype):
+            # Scalars shared by every leaf of one dtype, traced once per dtype.
+            bc1 = tm.one_minus_power(b1, count, dtype)
+            bc2 = tm.one_minus_power(b2, count, dtype)
+            if nesterov:
+                next_bc1 = tm.one_minus_power(b1, count + 1, dtype)
+                first = (jnp.asarray(b1, dtype), next_bc1, tm.complement(b1, dtype))
+            else:
+                first = None
+            eps_root_, eps_ = jnp.asarray(eps_root, dtype), jnp.asarray(eps, dtype)
+            return bc1, bc2, first, eps_root_, eps_
+
+        shared = tm.per_dtype(factors)
+
         def one(g, m, v):
             dtype = tm.accumulation_dtype(g.dtype)
-            m, v, gw = m.astype(dtype), v.astype(dtype), g.astype(dtype)
+            bc1, bc2, first, eps_root_, eps_ = shared(dtype)
+            m, v, gw = tm.cast(m, dtype), tm.cast(v, dtype), tm.cast(g, dtype)
             if nesterov:
-                m_hat = jnp.asarray(b1, dtype) * (
-                    m / tm.one_minus_power(b1, count + 1, dtype)
-                ) + tm.complement(b1, dtype) * (
-                    gw / tm.one_minus_power(b1, count, dtype)
-                )
+                b1_, next_bc1, one_minus_b1 = first
+                m_hat = b1_ * (m / next_bc1) + one_minus_b1 * (gw / bc1)
             else:
-                m_hat = m / tm.one_minus_power(b1, count, dtype)
-            v_hat = v / tm.one_minus_power(b2, count, dtype)
-            denom = jnp.sqrt(v_hat + jnp.asarray(eps_root, dtype)) + jnp.asarray(
-                eps, dtype
-            )
-            return (m_hat / denom).astype(g.dtype)
+                m_hat = m / bc1
+            v_hat = v / bc2
+            if not _is_zero(eps_root):
+                v_hat = v_hat + eps_root_
+            return tm.cast(m_hat / (jnp.sqrt(v_hat) + eps_), g.dtype)
 
         out = jax.tree.map(one, updates, mu, nu)
         return out, ScaleByAdamState(count=count, mu=mu, nu=nu)

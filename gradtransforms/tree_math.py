@@ -9,6 +9,7 @@ never pushed through a float32 step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -20,12 +21,14 @@ __all__ = [
     "accumulation_dtype",
     "assert_same_structure",
     "bias_correction",
+    "cast",
     "cast_like",
     "complement",
     "first_difference",
     "full_like",
     "global_norm",
     "one_minus_power",
+    "per_dtype",
     "ravel",
     "safe_increment",
     "scale_tree",
@@ -99,6 +102,11 @@ def accumulation_dtype(dtype: Any) -> jnp.dtype:
     return jnp.dtype(jnp.float64) if dtype.itemsize >= 8 else jnp.dtype(jnp.float32)
 
 
+def cast(x: jax.Array, dtype: Any) -> jax.Array:
+    """`x` in `dtype`; `x` itself when it already has it (nothing traced)."""
+    return x if x.dtype == dtype else x.astype(dtype)
+
+
 def cast_like(x: Any, leaf: jax.Array) -> jax.Array:
     """`x` (a Python number or scalar array) as an array of `leaf`'s dtype."""
     return jnp.asarray(x, dtype=jnp.asarray(leaf).dtype)
@@ -118,7 +126,7 @@ def full_like(tree: Any, value: Any, dtype: Any = None) -> Any:
 
 def tree_cast(tree: Any, like: Any) -> Any:
     """Cast every leaf of `tree` to the dtype of the matching leaf of `like`."""
-    return jax.tree.map(lambda x, y: jnp.asarray(x).astype(_dtype(y)), tree, like)
+    return jax.tree.map(lambda x, y: cast(jnp.asarray(x), _dtype(y)), tree, like)
 
 
 def _dtype(x: Any) -> jnp.dtype:
@@ -134,6 +142,25 @@ def complement(decay: Any, dtype: Any) -> jax.Array:
     return jnp.asarray(1 - decay, dtype)
 
 
+def per_dtype(fn: Callable[[jnp.dtype], Any]) -> Callable[[Any], Any]:
+    """Memoise `fn(dtype)`, so a scalar factor is traced once per dtype.
+
+    Transformations compute their scalar factors (bias corrections, $1 -
+    \\beta$, a scheduled step size) through this inside `update`: with
+    thousands of leaves, computing them once per leaf would multiply the traced
+    program, and with it trace and compile time, for the same result.
+    """
+    cache: dict[jnp.dtype, Any] = {}
+
+    def get(dtype: Any) -> Any:
+        dtype = jnp.dtype(dtype)
+        if dtype not in cache:
+            cache[dtype] = fn(dtype)
+        return cache[dtype]
+
+    return get
+
+
 def update_moment(updates: Any, moments: Any, decay: Any, order: int) -> Any:
     """Exponential moving average of `updates**order`, stored in each moment's dtype.
 
@@ -143,13 +170,14 @@ def update_moment(updates: Any, moments: Any, decay: Any, order: int) -> Any:
     moment's dtype: in bfloat16, $\\beta = 0.999$ would round to 1 and
     $1 - \\beta$ to 0.
     """
+    factors = per_dtype(lambda dt: (jnp.asarray(decay, dt), complement(decay, dt)))
 
     def one(g, m):
         dtype = accumulation_dtype(m.dtype)
-        d, one_minus_d = jnp.asarray(decay, dtype), complement(decay, dtype)
-        g = jnp.asarray(g).astype(dtype)
-        new = d * m.astype(dtype) + one_minus_d * (g**order if order != 1 else g)
-        return new.astype(m.dtype)
+        d, one_minus_d = factors(dtype)
+        g = cast(jnp.asarray(g), dtype)
+        new = d * cast(m, dtype) + one_minus_d * (g**order if order != 1 else g)
+        return cast(new, m.dtype)
 
     return jax.tree.map(one, updates, moments)
 
@@ -169,9 +197,11 @@ def one_minus_power(decay: Any, count: jax.Array, dtype: Any) -> jax.Array:
 def bias_correction(moments: Any, decay: Any, count: jax.Array) -> Any:
     """Divide each moment by $1 - \\beta^t$ (Adam's bias correction)."""
 
+    correction = per_dtype(lambda dt: one_minus_power(decay, count, dt))
+
     def one(m):
         dtype = accumulation_dtype(m.dtype)
-        return (m.astype(dtype) / one_minus_power(decay, count, dtype)).astype(m.dtype)
+        return cast(cast(m, dtype) / correction(dtype), m.dtype)
 
     return jax.tree.map(one, moments)
 
@@ -179,10 +209,12 @@ def bias_correction(moments: Any, decay: Any, count: jax.Array) -> Any:
 def scale_tree(scalar: Any, tree: Any) -> Any:
     """Multiply every leaf by `scalar`, in float32 or wider, keeping leaf dtypes."""
 
+    factor = per_dtype(lambda dt: jnp.asarray(scalar, dt))
+
     def one(x):
         x = jnp.asarray(x)
         dtype = accumulation_dtype(x.dtype)
-        return (jnp.asarray(scalar, dtype) * x.astype(dtype)).astype(x.dtype)
+        return cast(factor(dtype) * cast(x, dtype), x.dtype)
 
     return jax.tree.map(one, tree)
 
