@@ -44,12 +44,19 @@ from gradtransforms.combine import (
     masked,
     partition,
 )
+from gradtransforms.continuation import (
+    AddNoiseState,
+    SmoothGradientState,
+    add_noise,
+    smooth_gradient,
+)
 from gradtransforms.coordinate import (
     BlockCoordinateState,
     alternating_minimization,
     block_coordinate_descent,
 )
 from gradtransforms.optimizers import adagrad, adam, adamw, rmsprop, sgd
+from gradtransforms.packing import PackedLayout, packed_layout
 from gradtransforms.schedules import (
     constant_schedule,
     cosine_decay_schedule,
@@ -106,6 +113,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AddDecayedWeightsState",
+    "AddNoiseState",
     "ApplyIfFiniteState",
     "AverageState",
     "BlockCoordinateState",
@@ -118,6 +126,7 @@ __all__ = [
     "MinimizeResult",
     "NewtonState",
     "OptState",
+    "PackedLayout",
     "Params",
     "ScaleByAdamState",
     "ScaleByBacktrackingLinesearchState",
@@ -131,6 +140,7 @@ __all__ = [
     "ScaleByScheduleState",
     "ScaleByZoomLinesearchState",
     "Schedule",
+    "SmoothGradientState",
     "TraceState",
     "Updates",
     "ZeroNansState",
@@ -138,6 +148,7 @@ __all__ = [
     "adam",
     "adamw",
     "add_decayed_weights",
+    "add_noise",
     "alternating_minimization",
     "apply_if_finite",
     "apply_updates",
@@ -167,6 +178,7 @@ __all__ = [
     "minimize",
     "newton",
     "newton_cg",
+    "packed_layout",
     "partition",
     "piecewise_constant_schedule",
     "polyak_average",
@@ -187,6 +199,7 @@ __all__ = [
     "set_to_zero",
     "sgd",
     "sharding",
+    "smooth_gradient",
     "trace",
     "training",
     "tuning",
