@@ -242,7 +242,9 @@ def packed_layout(params: Any, labels: Any = None) -> PackedLayout:
     groups: dict[tuple[str, ...], tuple[int, jnp.dtype]] = {}
     for (path, leaf), label in zip(paths_leaves, label_leaves, strict=True):
         name = _path_name(path)
-        dtype = jnp.dtype(getattr(leaf, "dtype", np.result_type(leaf)))
+        if not hasattr(leaf, "dtype"):  # a Python or NumPy scalar
+            leaf = jnp.asarray(leaf)
+        dtype = jnp.dtype(leaf.dtype)
         if not jnp.issubdtype(dtype, jnp.inexact):
             raise ValueError(
                 f"packed_layout packs floating-point leaves; {name} has dtype "
