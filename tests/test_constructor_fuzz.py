@@ -74,6 +74,35 @@ RULES = [
     ),
     (gt.lbfgs, "memory_size", {}, [0, -1, 2.5, "10"]),
     (gt.newton, "damping", {}, [-1.0, NAN, INF, "x"]),
+    (gt.smooth_gradient, "sigma", {}, [-0.1, NAN, INF, "x", [0.1]]),
+    (gt.smooth_gradient, "num_samples", {"sigma": 0.1}, [0, -2, 2.5, 3, "4", None]),
+    (gt.smooth_gradient, "key", {"sigma": 0.1}, [1.5, "0", None, [0, 1]]),
+    (gt.add_noise, "eta", {"gamma": 0.55}, [-1.0, NAN, INF, "x"]),
+    (gt.add_noise, "gamma", {"eta": 0.01}, [-1.0, NAN, INF, "x"]),
+    (
+        gt.training.curriculum_sampler,
+        "hard_fraction",
+        {"difficulty": [0.1, 0.2, 0.3], "batch_size": 2, "pacing": 0.5},
+        [-0.1, 1.5, NAN, "x"],
+    ),
+    (
+        gt.training.curriculum_sampler,
+        "batch_size",
+        {"difficulty": [0.1, 0.2, 0.3], "pacing": 0.5},
+        [0, -1, 2.5, "2"],
+    ),
+    (
+        gt.training.curriculum_sampler,
+        "pacing",
+        {"difficulty": [0.1, 0.2, 0.3], "batch_size": 2},
+        [-0.1, 1.5, NAN, "x"],
+    ),
+    (
+        gt.training.curriculum_sampler,
+        "difficulty",
+        {"batch_size": 2, "pacing": 0.5},
+        [[], [[0.1, 0.2]], [0.1, NAN], "easy"],
+    ),
 ]
 
 CASES = [
