@@ -1,15 +1,19 @@
-"""Flax NNX models for the gradtransforms examples (MLP, CNN, deep linear net).
+"""Flax NNX models for the gradtransforms examples (MLP, residual MLP, CNN, ...).
 
 Every model takes `rngs: nnx.Rngs` keyword-only, `dtype`/`param_dtype`, and
 initialisers with the `jax.nn.initializers` signature; BatchNorm models switch
 between minibatch and running statistics with `.train()` / `.eval()`.
-`models.data` loads the data sets of the examples.
+`ResidualMLP` adds skip connections (§8.7.5) and `greedy_pretrain` builds a
+deep MLP layer by layer (§8.7.4). `models.data` loads the data sets of the
+examples.
 """
 
 from models.cnn import CNN
 from models.data import DataError, DataSplit, load_digits, load_npz
 from models.deep_linear import DeepLinear
 from models.mlp import MLP
+from models.pretraining import PretrainResult, fit, greedy_pretrain
+from models.residual import ResidualMLP
 
 __all__ = [
     "CNN",
@@ -17,6 +21,10 @@ __all__ = [
     "DataError",
     "DataSplit",
     "DeepLinear",
+    "PretrainResult",
+    "ResidualMLP",
+    "fit",
+    "greedy_pretrain",
     "load_digits",
     "load_npz",
 ]
