@@ -21,12 +21,13 @@ Parameter trees: (a) one leaf of `--size` floats; (b) 1000 leaves totalling
 channels: 3x3 kernels and many small BatchNorm scales and biases).
 
 Each step time is the median (min-max) over `--repeats` timings of a run of
-consecutive steps, the implementations measured in turn so that background
-load hits all of them alike. Also reported: the memory bandwidth of a jitted,
-donated `x + y` (12 bytes a float) and Adam's effective bandwidth (28 bytes a
+consecutive steps, the implementations measured in turn (the order rotating
+between timings) so that background load hits all of them alike. Also
+reported: the memory bandwidth of a jitted, donated `x + y` (12 bytes a
+float) and Adam's effective bandwidth (28 bytes a
 float: read params, grads, m, v; write params, m, v); the first-call time
-(trace + compile) of the update step and of a toy training step with 1000 to
-4000 leaves; and XLA's peak memory for the compiled step.
+(trace + compile) of the update step and of a toy training step with 500 to
+2000 leaves; and XLA's peak memory for the compiled step.
 """
 
 from __future__ import annotations
@@ -205,8 +206,11 @@ def time_runs(
         per_step = (time.perf_counter() - start) / 3
         counts[name] = int(min(200, max(3, seconds / max(per_step, 1e-7))))
     samples: dict[str, list[float]] = {name: [] for name in impls}
-    for _ in range(repeats):
-        for name, (run, block) in impls.items():
+    names = list(impls)
+    for r in range(repeats):
+        # Rotate who goes first, so no implementation always follows another.
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            run, block = impls[name]
             start = time.perf_counter()
             for _ in range(counts[name]):
                 run()
@@ -516,7 +520,7 @@ def main(argv: list[str] | None = None) -> None:
         "--optimizers", nargs="+", default=list(OPTIMIZERS), choices=list(OPTIMIZERS)
     )
     parser.add_argument(
-        "--compile-leaves", type=int, nargs="*", default=[1000, 2000, 4000]
+        "--compile-leaves", type=int, nargs="*", default=[500, 1000, 2000]
     )
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--write", type=Path, default=None, metavar="RESULTS_MD")
