@@ -27,7 +27,6 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -36,29 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from examples._cli import OneLineParser, UsageError, positive_int
+from examples._cli import (
+    OneLineParser,
+    UsageError,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 METHODS = ("scratch", "greedy (frozen)", "greedy (joint)")
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _learning_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -77,13 +62,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--finetune-steps",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=600,
         help="fine-tuning steps (600)",
     )
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument(
-        "--lr", type=_learning_rate, default=0.01, help="SGD learning rate (0.01)"
+        "--lr", type=positive_float, default=0.01, help="SGD learning rate (0.01)"
     )
     parser.add_argument("--seeds", type=positive_int, default=5, help="seeds (5)")
     parser.add_argument("--no-joint", action="store_true", help="skip greedy (joint)")

@@ -34,7 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from examples._cli import OneLineParser, UsageError, positive_int
+from examples._cli import (
+    OneLineParser,
+    UsageError,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 NETWORKS = ("plain", "residual")
 DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3}
@@ -47,26 +53,6 @@ def _depth(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"a depth must be >= 3 Linear layers (one residual block), got {value}"
         )
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _learning_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 
@@ -93,14 +79,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     parser.add_argument(
         "--lr",
-        type=_learning_rate,
+        type=positive_float,
         default=None,
         help="learning rate (0.01 for sgd, 1e-3 for adam)",
     )
     parser.add_argument(
         "--seeds", type=positive_int, default=3, help="initialisations (3)"
     )
-    parser.add_argument("--seed", type=_seed, default=0, help="first seed (0)")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="first seed (0)"
+    )
     args = parser.parse_args(argv)
     if args.lr is None:
         args.lr = DEFAULT_LR[args.optimizer]
