@@ -147,14 +147,16 @@ class PackedLayout:
 
         Args:
           packed: a dict shaped like `abstract()`: packed parameters,
-            gradients, updates or optimizer moments.
+            gradients, updates or optimizer moments (in any dtype, e.g.
+            moments kept in float32 for bfloat16 parameters).
 
         Returns:
-          A pytree with the parameters' structure and shapes.
+          A pytree with the parameters' structure and shapes, each leaf in its
+          buffer's dtype.
 
         Raises:
-          ValueError: if `packed` does not match the layout (structure, buffer
-            size or dtype); the message names the buffer.
+          ValueError: if `packed` does not match the layout (structure or
+            buffer size); the message names the buffer.
         """
         skeleton = self.abstract()
         tm.assert_same_structure(packed, skeleton, "packed", "the layout's buffers")
@@ -165,10 +167,11 @@ class PackedLayout:
         for group, members in self._members.items():
             buffer = jnp.asarray(flat[group])
             size, dtype = self.groups[group]
-            if buffer.shape != (size,) or buffer.dtype != dtype:
+            if buffer.shape != (size,):
                 raise ValueError(
-                    f"packed buffer {'/'.join(group)!r} must be {dtype.name}"
-                    f"[{size}]; got {buffer.dtype.name}{list(buffer.shape)}."
+                    f"packed buffer {'/'.join(group)!r} must have shape ({size},) "
+                    f"like the layout's {dtype.name}[{size}]; got "
+                    f"{buffer.dtype.name}{list(buffer.shape)}."
                 )
             sizes = [math.prod(self._slots[i].shape) for i in members]
             parts = (
