@@ -18,6 +18,7 @@ from flax import nnx
 
 import gradtransforms as gt
 from models import CNN, MLP, DeepLinear, load_digits
+from tests.nnx_training import cross_entropy, train_losses
 
 EPS = 1e-5  # Flax's default BatchNorm epsilon (delta)
 
@@ -32,11 +33,6 @@ def numpy_batch_norm(h, gamma, beta, mean=None, var=None, axes=(0,)):
         mean = h.mean(axis=axes)
         var = ((h - mean) ** 2).mean(axis=axes)
     return gamma * (h - mean) / np.sqrt(EPS + var) + beta
-
-
-def cross_entropy(logits, labels):
-    logp = jax.nn.log_softmax(logits)
-    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
 
 
 @pytest.fixture(scope="module")
@@ -210,16 +206,7 @@ def test_trains_under_nnx_optimizer(digits, kind):
     else:
         model = small_cnn()
     x, y = _subset(digits, 128, flatten=kind == "mlp")
-    optimizer = nnx.Optimizer(model, gt.adam(1e-2), wrt=nnx.Param)
-
-    @nnx.jit
-    def train_step(model, optimizer, x, y):
-        loss, grads = nnx.value_and_grad(lambda m: cross_entropy(m(x), y))(model)
-        optimizer.update(model, grads)
-        return loss
-
-    model.train()
-    losses = [float(train_step(model, optimizer, x, y)) for _ in range(25)]
+    losses = train_losses(model, gt.adam(1e-2), x, y)
     assert losses[-1] < 0.7 * losses[0]
     model.eval()
     assert float(cross_entropy(model(x), y)) < losses[0]

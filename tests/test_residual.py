@@ -20,6 +20,7 @@ from flax import nnx
 import gradtransforms as gt
 from examples import skip_connections
 from models import ResidualMLP, load_digits
+from tests.nnx_training import cross_entropy, train_losses
 
 EPS = 1e-5  # Flax's default BatchNorm epsilon
 
@@ -51,11 +52,6 @@ def randomise_biases(model: ResidualMLP, seed: int = 0) -> None:
         if layer.bias is not None:
             shape = layer.bias[...].shape
             layer.bias[...] = jnp.asarray(rng.normal(0, 0.1, shape), jnp.float32)
-
-
-def cross_entropy(logits, labels):
-    logp = jax.nn.log_softmax(logits)
-    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
 
 
 # --- shapes and wiring ----------------------------------------------------------
@@ -166,16 +162,7 @@ def digits_subset():
 def test_trains_under_gradtransforms(digits_subset, batch_norm, tx):
     x, y = digits_subset
     model = ResidualMLP(64, 16, 10, 4, batch_norm=batch_norm, rngs=nnx.Rngs(0))
-    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-
-    @nnx.jit
-    def train_step(model, optimizer, x, y):
-        loss, grads = nnx.value_and_grad(lambda m: cross_entropy(m(x), y))(model)
-        optimizer.update(model, grads)
-        return loss
-
-    model.train()
-    losses = [float(train_step(model, optimizer, x, y)) for _ in range(25)]
+    losses = train_losses(model, tx, x, y)
     assert losses[-1] < 0.5 * losses[0]
     model.eval()
     assert float(cross_entropy(model(x), y)) < losses[0]

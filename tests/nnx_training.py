@@ -1,0 +1,28 @@
+"""A minimal NNX training loop shared by the model tests."""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def cross_entropy(logits, labels):
+    """Mean softmax cross-entropy with integer labels."""
+    logp = jax.nn.log_softmax(logits)
+    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
+
+
+def train_losses(model, tx, x, y, steps=25):
+    """Train `model` in place with `nnx.Optimizer(model, tx)` on one batch.
+
+    Returns the minibatch loss of each step.
+    """
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    @nnx.jit
+    def train_step(model, optimizer, x, y):
+        loss, grads = nnx.value_and_grad(lambda m: cross_entropy(m(x), y))(model)
+        optimizer.update(model, grads)
+        return loss
+
+    model.train()
+    return [float(train_step(model, optimizer, x, y)) for _ in range(steps)]
