@@ -22,12 +22,17 @@ channels: 3x3 kernels and many small BatchNorm scales and biases).
 
 Each step time is the median (min-max) over `--repeats` timings of a run of
 consecutive steps, the implementations measured in turn (the order rotating
-between timings) so that background load hits all of them alike. Also
-reported: the memory bandwidth of a jitted, donated `x + y` (12 bytes a
-float) and Adam's effective bandwidth (28 bytes a
-float: read params, grads, m, v; write params, m, v); the first-call time
-(trace + compile) of the update step and of a toy training step with 500 to
-2000 leaves; and XLA's peak memory for the compiled step.
+between timings) so that background load hits all of them alike. A ratio is
+the median over timings of the ratio of two timings taken back to back.
+"XLA loops" counts the fused loops (kernels) in each compiled step, and
+"same HLO" says whether gt's and optax's compiled programs are identical
+(source locations aside): for those, a ratio away from 1 is timing noise.
+
+Also reported: the memory bandwidth of a jitted, donated `x + y` (12 bytes a
+float) and Adam's effective bandwidth (28 bytes a float: read params, grads,
+m, v; write params, m, v); the first-call time (trace + compile) of the
+update step and of a toy training step with 500 to 2000 leaves and on the
+ResNet-like tree; and XLA's peak memory for the compiled step.
 """
 
 from __future__ import annotations
@@ -192,9 +197,10 @@ def torch_step(factory, params, grads):
 def time_runs(
     impls: dict[str, tuple[Callable, Callable]], repeats: int, seconds: float = 0.2
 ) -> dict:
-    """Median/min/max seconds per step of each implementation, measured in turn.
+    """Seconds per step of each implementation: `repeats` timings, taken in turn.
 
-    Each timing is a run of consecutive steps lasting about `seconds`.
+    Each timing is a run of consecutive steps lasting about `seconds`; the
+    r-th timings of all implementations are taken one after another.
     """
     counts = {}
     for name, (run, block) in impls.items():
@@ -211,12 +217,46 @@ def time_runs(
         # Rotate who goes first, so no implementation always follows another.
         for name in names[r % len(names) :] + names[: r % len(names)]:
             run, block = impls[name]
+            for _ in range(max(1, counts[name] // 4)):  # untimed lead-in
+                run()
+            block()
             start = time.perf_counter()
             for _ in range(counts[name]):
                 run()
             block()
             samples[name].append((time.perf_counter() - start) / counts[name])
-    return {name: (statistics.median(s), min(s), max(s)) for name, s in samples.items()}
+    return samples
+
+
+def summary(samples: list[float]) -> tuple[float, float, float]:
+    """Median, min and max of one implementation's timings."""
+    return statistics.median(samples), min(samples), max(samples)
+
+
+def paired_ratio(a: list[float], b: list[float]) -> float:
+    """Median over timings of a / b, each pair measured back to back.
+
+    Load that comes and goes during the run hits both members of a pair alike,
+    so this is steadier than the ratio of the two medians.
+    """
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))
+
+
+def xla_loops(compiled) -> int:
+    """The number of fused loops (kernels) in a compiled step's entry computation."""
+    return _computations(compiled).split("\nENTRY ", 1)[1].count(" fusion(")
+
+
+def same_program(a, b) -> bool:
+    """Whether two compiled steps are the same HLO, source locations aside."""
+    return _computations(a) == _computations(b)
+
+
+def _computations(compiled) -> str:
+    """A compiled module's computations, without metadata and source tables."""
+    text = compiled.as_text()
+    text = text[min(text.find("\n%"), text.find("\nENTRY ")) :]
+    return re.sub(r", metadata=\{[^}]*\}", "", text)
 
 
 def bandwidth(size: int, repeats: int, seconds: float) -> float:
@@ -230,7 +270,7 @@ def bandwidth(size: int, repeats: int, seconds: float) -> float:
 
     block = lambda: jax.block_until_ready(box)
     times = time_runs({"add": (run, block)}, repeats, seconds)
-    return 12 * size / times["add"][0]
+    return 12 * size / statistics.median(times["add"])
 
 
 def peak_bytes(compiled) -> int:
@@ -257,10 +297,12 @@ def first_call(tx_factory, params, grads, apply_updates) -> float:
     return time.perf_counter() - start
 
 
-def train_step_first_call(num_leaves: int, packed: bool) -> float:
-    """Trace + compile seconds of loss, gradient and Adam step on `num_leaves`."""
+def train_step_first_call(params: Any, packed: bool) -> float:
+    """Trace + compile seconds of a toy loss, its gradient and an Adam step.
+
+    The loss, sum(sin(w) * w) over the leaves, reads every parameter once.
+    """
     jax.clear_caches()
-    params = {f"w{i:05d}": jnp.ones((16,), jnp.float32) for i in range(num_leaves)}
     layout = gt.packed_layout(params)
     tx = gt.adam(LR)
 
@@ -355,9 +397,10 @@ def run(args) -> str:
     bw = bandwidth(args.size, args.repeats, args.timing_seconds)
 
     header = "| tree | optimizer | gt ms | gt packed ms | optax ms | torch ms "
-    header += "| gt / optax | packed / optax | gt / torch |"
+    header += "| gt / optax | packed / optax | gt / torch | XLA loops gt / optax "
+    header += "| same HLO |"
     out(header)
-    out("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    out("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     adam_one_leaf = None
     memory_rows = []
     for tree_name, params in trees.items():
@@ -383,17 +426,23 @@ def run(args) -> str:
             impls["optax"] = (run_, block)
             if use_torch and torch_factory is not None:
                 impls["torch"] = torch_step(torch_factory, params, grads)
-            t = time_runs(impls, args.repeats, args.timing_seconds)
+            samples = time_runs(impls, args.repeats, args.timing_seconds)
+            t = {k: summary(v) for k, v in samples.items()}
 
-            def ratio(a, b, t=t):
-                return f"{t[a][0] / t[b][0]:.2f}" if a in t and b in t else "–"
+            def ratio(a, b, samples=samples):
+                if a not in samples or b not in samples:
+                    return "–"
+                return f"{paired_ratio(samples[a], samples[b]):.2f}"
 
+            same = "yes" if same_program(compiled["gt"], compiled["optax"]) else "no"
             out(
                 f"| {tree_name} | {opt_name} | {_fmt(t['gt'])} "
                 f"| {_fmt(t['gt packed']) if 'gt packed' in t else '–'} "
                 f"| {_fmt(t['optax'])} | {_fmt(t['torch']) if 'torch' in t else '–'} "
                 f"| {ratio('gt', 'optax')} | {ratio('gt packed', 'optax')} "
-                f"| {ratio('gt', 'torch')} |"
+                f"| {ratio('gt', 'torch')} "
+                f"| {xla_loops(compiled['gt'])} / {xla_loops(compiled['optax'])} "
+                f"| {same} |"
             )
             if opt_name == "adam" and not multi_leaf:
                 adam_one_leaf = t
@@ -433,7 +482,8 @@ def run(args) -> str:
         ]
         out(f"| {tree_name} | " + " | ".join(cells) + " |")
 
-    train = mlp_train_step_times(args.repeats, args.timing_seconds)
+    train_samples = mlp_train_step_times(args.repeats, args.timing_seconds)
+    train = {k: summary(v) for k, v in train_samples.items()}
     out("")
     out(
         "Whole training step of the BatchNorm MLP 64-128-128-10 (batch 64: "
@@ -444,8 +494,8 @@ def run(args) -> str:
     out("|---:|---:|---:|---:|---:|")
     out(
         f"| {_fmt(train['gt'])} | {_fmt(train['gt packed'])} | {_fmt(train['optax'])} "
-        f"| {train['gt'][0] / train['optax'][0]:.2f} "
-        f"| {train['gt packed'][0] / train['optax'][0]:.2f} |"
+        f"| {paired_ratio(train_samples['gt'], train_samples['optax']):.2f} "
+        f"| {paired_ratio(train_samples['gt packed'], train_samples['optax']):.2f} |"
     )
     print(lines[-1], flush=True)
 
@@ -466,10 +516,22 @@ def run(args) -> str:
                 first_call(OPTIMIZERS["adam"][0], params, params, gt.apply_updates),
                 first_call(OPTIMIZERS["adam"][0], packed, packed, gt.apply_updates),
                 first_call(OPTIMIZERS["adam"][1], params, params, optax.apply_updates),
-                train_step_first_call(leaves, packed=False),
-                train_step_first_call(leaves, packed=True),
+                train_step_first_call(params, packed=False),
+                train_step_first_call(params, packed=True),
             ]
             out(f"| {leaves} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+            print(lines[-1], flush=True)
+        resnet = [(n, t) for n, t in trees.items() if n.startswith("(e)")]
+        for tree_name, params in resnet:
+            leaves = jax.tree.leaves(params)
+            out("")
+            out(
+                f"The same toy training step on the {tree_name} tree ({len(leaves)} "
+                f"leaves of {len({x.shape for x in leaves})} distinct shapes), "
+                "first call, seconds: "
+                f"gt {train_step_first_call(params, packed=False):.2f}, "
+                f"gt packed {train_step_first_call(params, packed=True):.2f}."
+            )
             print(lines[-1], flush=True)
     return "\n".join(lines)
 

@@ -112,7 +112,8 @@ def train(args: argparse.Namespace) -> tuple[dict, float]:
 
     carry = (params, batch_stats, opt_state)
     layout = jax.tree.map(lambda x: x.sharding, carry)
-    run_epoch = jax.jit(epoch, out_shardings=(layout, replicated))
+    # The carry is donated: each epoch updates parameters and state in place.
+    run_epoch = jax.jit(epoch, donate_argnums=0, out_shardings=(layout, replicated))
     n, b = len(data.x_train), args.batch_size
     share = b // n_proc
     key = jax.random.key(args.seed)

@@ -128,11 +128,14 @@ def train(layout: str, args: argparse.Namespace, data) -> dict:
         return carry, jnp.mean(losses)
 
     carry = (params, batch_stats, opt_state)
+    # The carry is donated: each epoch updates parameters and state in place.
     if mesh is None:
-        run_epoch = jax.jit(epoch)
+        run_epoch = jax.jit(epoch, donate_argnums=0)
     else:  # keep every array where it is: the state stays sharded like params
         layout_of = jax.tree.map(lambda x: x.sharding, carry)
-        run_epoch = jax.jit(epoch, out_shardings=(layout_of, replicated))
+        run_epoch = jax.jit(
+            epoch, donate_argnums=0, out_shardings=(layout_of, replicated)
+        )
     key = jax.random.key(args.seed)
     start = time.perf_counter()
     for e in range(args.epochs):

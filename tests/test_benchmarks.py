@@ -29,6 +29,8 @@ def test_optimizer_step_smoke(tmp_path, capsys):
     section = text[text.index(optimizer_step.BEGIN) :]
     for tree in ("(a) one leaf", "(b) 8 leaves", "(d) BatchNorm MLP"):
         assert re.search(rf"\| {re.escape(tree)} \| sgd \| [0-9.]+ \(", section), tree
+    # SGD compiles to the same program in both libraries.
+    assert re.search(r"\| \(a\) one leaf \| sgd \|.*\| (\d+) / \1 \| yes \|\n", section)
     assert re.search(r"Whole training step.*\n\n\| gt \|.*\n.*\n\| [0-9.]+ \(", section)
     assert "(c)" not in section and "(e)" not in section  # not selected
     assert "% of x + y bandwidth" not in section  # adam not run: no bandwidth table
