@@ -43,6 +43,7 @@ import os
 import platform
 import re
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -597,7 +598,8 @@ def main(argv: list[str] | None = None) -> None:
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1")
 
-    command = "python -m benchmarks.optimizer_step " + " ".join(argv or [])
+    argv = sys.argv[1:] if argv is None else argv
+    command = "python -m benchmarks.optimizer_step " + " ".join(argv)
     start = describe(args)
     print(start, flush=True)
     body = run(args)
