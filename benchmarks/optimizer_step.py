@@ -22,7 +22,9 @@ channels: 3x3 kernels and many small BatchNorm scales and biases).
 
 Each step time is the median (min-max) over `--repeats` timings of a run of
 consecutive steps, the implementations measured in turn (the order rotating
-between timings) so that background load hits all of them alike. A ratio is
+between timings) so that background load hits all of them alike, and each
+timing after an untimed lead-in of the same steps (so that one
+implementation's worker threads, still busy, do not slow the next). A ratio is
 the median over timings of the ratio of two timings taken back to back.
 "XLA loops" counts the fused loops (kernels) in each compiled step, and
 "same HLO" says whether gt's and optax's compiled programs are identical
@@ -256,7 +258,8 @@ def same_program(a, b) -> bool:
 def _computations(compiled) -> str:
     """A compiled module's computations, without metadata and source tables."""
     text = compiled.as_text()
-    text = text[min(text.find("\n%"), text.find("\nENTRY ")) :]
+    starts = [i for i in (text.find("\n%"), text.find("\nENTRY ")) if i >= 0]
+    text = text[min(starts) :]
     return re.sub(r", metadata=\{[^}]*\}", "", text)
 
 
