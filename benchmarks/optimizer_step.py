@@ -23,10 +23,10 @@ channels: 3x3 kernels and many small BatchNorm scales and biases).
 Each step time is the median (min-max) over `--repeats` timings of a run of
 consecutive steps, the implementations measured in turn (the order rotating
 between timings) so that background load hits all of them alike, and each
-timing after an untimed lead-in of the same steps (so that one
-implementation's worker threads, still busy, do not slow the next). A ratio is
-the median over timings of the ratio of two timings taken back to back.
-"XLA loops" counts the fused loops (kernels) in each compiled step, and
+timing after an untimed lead-in of the same steps (torch's worker threads,
+still busy after its turn, slowed the JAX step timed next on small trees).
+A ratio is the median over timings of the ratio of two timings taken back to
+back. "XLA loops" counts the fused loops (kernels) in each compiled step, and
 "same HLO" says whether gt's and optax's compiled programs are identical
 (source locations aside): for those, a ratio away from 1 is timing noise.
 
