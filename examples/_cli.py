@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+from collections.abc import Callable
 
 
 class UsageError(Exception):
     """Bad command-line input: the example reports it in one line and exits 2."""
+
+
+def exit_status(prog: str, body: Callable[[], object]) -> int:
+    """Run `body`; 0 when it returns, 2 with a one-line error on `UsageError`."""
+    try:
+        body()
+    except UsageError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 class OneLineParser(argparse.ArgumentParser):

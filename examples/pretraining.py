@@ -38,6 +38,7 @@ import numpy as np
 from examples._cli import (
     OneLineParser,
     UsageError,
+    exit_status,
     non_negative_int,
     positive_float,
     positive_int,
@@ -206,12 +207,7 @@ def plot(results, args, total: int, path: str, plt: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        run(parse_args(argv))
-    except UsageError as e:
-        print(f"pretraining: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status("pretraining", lambda: run(parse_args(argv)))
 
 
 if __name__ == "__main__":

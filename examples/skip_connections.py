@@ -37,6 +37,7 @@ import numpy as np
 from examples._cli import (
     OneLineParser,
     UsageError,
+    exit_status,
     non_negative_int,
     positive_float,
     positive_int,
@@ -292,12 +293,7 @@ def plot(results, args, path: str, plt: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        run(parse_args(argv))
-    except UsageError as e:
-        print(f"skip_connections: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status("skip_connections", lambda: run(parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["check_callable", "check_features"]
+from gradtransforms.validation import check_positive, check_unit_interval
+
+__all__ = ["check_callable", "check_features", "check_layer_options"]
 
 
 def check_features(name: str, features: Any, min_len: int) -> tuple[int, ...]:
@@ -27,3 +29,23 @@ def check_callable(name: str, value: Any) -> None:
     """Require a callable (an initialiser or an activation function)."""
     if not callable(value):
         raise TypeError(f"{name} must be callable; got {value!r}.")
+
+
+def check_layer_options(
+    *,
+    activation: Any,
+    batch_norm_momentum: Any,
+    batch_norm_epsilon: Any,
+    **initialisers: Any,
+) -> None:
+    """The checks every model makes of its layer options, in one order.
+
+    Each initialiser (`kernel_init=...`, `bias_init=...`) and the activation
+    must be callable; BatchNorm's momentum must lie in [0, 1) and its epsilon
+    be a finite number > 0.
+    """
+    for name, init in initialisers.items():
+        check_callable(name, init)
+    check_callable("activation", activation)
+    check_unit_interval("batch_norm_momentum", batch_norm_momentum)
+    check_positive("batch_norm_epsilon", batch_norm_epsilon)

@@ -9,12 +9,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from gradtransforms.validation import (
-    check_positive,
-    check_positive_int,
-    check_unit_interval,
-)
-from models._common import check_callable, check_features
+from gradtransforms.validation import check_positive_int
+from models._common import check_features, check_layer_options
 
 __all__ = ["CNN"]
 
@@ -75,10 +71,12 @@ class CNN(nnx.Module):
         check_positive_int("in_features", in_features)
         channels = check_features("channels", channels, min_len=1)
         check_positive_int("kernel_size", kernel_size)
-        check_callable("kernel_init", kernel_init)
-        check_callable("activation", activation)
-        check_unit_interval("batch_norm_momentum", batch_norm_momentum)
-        check_positive("batch_norm_epsilon", batch_norm_epsilon)
+        check_layer_options(
+            kernel_init=kernel_init,
+            activation=activation,
+            batch_norm_momentum=batch_norm_momentum,
+            batch_norm_epsilon=batch_norm_epsilon,
+        )
         self.batch_norm = bool(batch_norm)
         self.activation = activation
         ins = (in_features, *channels[:-1])

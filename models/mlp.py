@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from gradtransforms.validation import check_positive, check_unit_interval
-from models._common import check_callable, check_features
+from models._common import check_features, check_layer_options
 
 __all__ = ["MLP"]
 
@@ -68,11 +67,13 @@ class MLP(nnx.Module):
         rngs: nnx.Rngs,
     ):
         features = check_features("features", features, min_len=2)
-        check_callable("kernel_init", kernel_init)
-        check_callable("bias_init", bias_init)
-        check_callable("activation", activation)
-        check_unit_interval("batch_norm_momentum", batch_norm_momentum)
-        check_positive("batch_norm_epsilon", batch_norm_epsilon)
+        check_layer_options(
+            kernel_init=kernel_init,
+            bias_init=bias_init,
+            activation=activation,
+            batch_norm_momentum=batch_norm_momentum,
+            batch_norm_epsilon=batch_norm_epsilon,
+        )
         self.features = features
         self.batch_norm = bool(batch_norm)
         self.activation = activation

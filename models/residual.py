@@ -10,12 +10,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from gradtransforms.validation import (
-    check_positive,
-    check_positive_int,
-    check_unit_interval,
-)
-from models._common import check_callable
+from gradtransforms.validation import check_positive, check_positive_int
+from models._common import check_layer_options
 
 __all__ = ["ResidualMLP"]
 
@@ -107,11 +103,13 @@ class ResidualMLP(nnx.Module):
         if residual_scale is None:
             residual_scale = 1.0 / math.sqrt(num_blocks)
         check_positive("residual_scale", residual_scale)
-        check_callable("kernel_init", kernel_init)
-        check_callable("bias_init", bias_init)
-        check_callable("activation", activation)
-        check_unit_interval("batch_norm_momentum", batch_norm_momentum)
-        check_positive("batch_norm_epsilon", batch_norm_epsilon)
+        check_layer_options(
+            kernel_init=kernel_init,
+            bias_init=bias_init,
+            activation=activation,
+            batch_norm_momentum=batch_norm_momentum,
+            batch_norm_epsilon=batch_norm_epsilon,
+        )
         self.residual_scale = float(residual_scale)
         self.batch_norm = bool(batch_norm)
         self.activation = activation
