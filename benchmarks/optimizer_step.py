@@ -126,8 +126,7 @@ def _resnet_like(width: int = 16, blocks: int = 9) -> dict:
 
 def _bn_mlp() -> dict:
     from flax import nnx
-
-    from models import MLP
+    from gradtransforms.models import MLP
 
     model = MLP((64, 128, 128, 10), batch_norm=True, rngs=nnx.Rngs(0))
     return nnx.to_pure_dict(nnx.state(model, nnx.Param))
@@ -331,8 +330,7 @@ def mlp_train_step_times(repeats: int, seconds: float) -> dict:
     loss, so its gradients come out packed.
     """
     from flax import nnx
-
-    from models import MLP
+    from gradtransforms.models import MLP
 
     model = MLP((64, 128, 128, 10), batch_norm=True, rngs=nnx.Rngs(0))
     graphdef, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)

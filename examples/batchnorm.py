@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import matplotlib
 import numpy as np
 from flax import nnx
+from gradtransforms.models import MLP, load_digits
 
 import gradtransforms as gt
-from models import MLP, load_digits
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

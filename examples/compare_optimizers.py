@@ -97,7 +97,7 @@ class Data:
 
 
 def load_data(path: str | None, seed: int) -> Data:
-    import models
+    from gradtransforms import models
 
     if path is None:
         split = models.load_digits(validation_fraction=0.2, seed=seed, flatten=True)
@@ -170,7 +170,7 @@ class Result:
 def _make_model(data: Data, seed: int):
     from flax import nnx
 
-    import models
+    from gradtransforms import models
 
     features = (data.x_train.shape[1], 128, 128, data.num_classes)
     return models.MLP(features, batch_norm=True, rngs=nnx.Rngs(seed))

@@ -231,7 +231,7 @@ def train_all(difficulty: Any, data: Any, args: argparse.Namespace) -> dict:
     from flax import nnx
 
     import gradtransforms as gt
-    import models
+    from gradtransforms import models
 
     def make(key):
         features = (data.x_train.shape[1], HIDDEN, 10)
@@ -321,7 +321,7 @@ def plot(results: dict[str, dict[str, Any]], args: argparse.Namespace, path: str
 
 
 def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    import models
+    from gradtransforms import models
 
     wall = time.perf_counter()
     data = models.load_digits(validation_fraction=0.2, seed=0, flatten=True)

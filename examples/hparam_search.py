@@ -99,7 +99,7 @@ def digits_mlp_problem(hidden: Sequence[int] = (64,), *, seed: int = 0) -> Any:
     from flax import nnx
 
     import gradtransforms.tuning
-    import models
+    from gradtransforms import models
 
     data = models.load_digits(validation_fraction=0.2, seed=seed, flatten=True)
     features = (data.x_train.shape[1], *hidden, 10)

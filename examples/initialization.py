@@ -24,9 +24,9 @@ import jax.numpy as jnp
 import matplotlib
 import numpy as np
 from flax import nnx
+from gradtransforms.models import DeepLinear
 
 import gradtransforms.init as gi
-from models import DeepLinear
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

@@ -70,7 +70,7 @@ def train(args: argparse.Namespace) -> tuple[dict, float]:
 
     import gradtransforms as gt
     import gradtransforms.sharding as gs
-    import models
+    from gradtransforms import models
 
     n_proc, rank = jax.process_count(), jax.process_index()
     mesh = jax.make_mesh(

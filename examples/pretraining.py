@@ -80,10 +80,10 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     import jax.numpy as jnp
     import matplotlib
     from flax import nnx
+    from gradtransforms.models.pretraining import cross_entropy
 
     import gradtransforms as gt
-    import models
-    from models.pretraining import cross_entropy
+    from gradtransforms import models
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -45,7 +45,7 @@ from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
 import gradtransforms as gt  # noqa: E402
 import gradtransforms.sharding as gs  # noqa: E402
-import models  # noqa: E402
+from gradtransforms import models  # noqa: E402
 
 LAYOUTS = ("single", "data_parallel", "fsdp")
 

@@ -99,8 +99,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def make_model(network: str, depth: int, width: int, seed: int) -> Any:
     """The plain `MLP` or the `ResidualMLP` with `depth` Linear layers."""
     from flax import nnx
-
-    from models import MLP, ResidualMLP
+    from gradtransforms.models import MLP, ResidualMLP
 
     rngs = nnx.Rngs(seed)
     if network == "plain":
@@ -176,9 +175,9 @@ def minibatch_indices(seed: int, num_examples: int, batch_size: int, steps: int)
 def run(args: argparse.Namespace) -> dict[tuple[str, int], dict[str, np.ndarray]]:
     import jax
     import matplotlib
+    from gradtransforms.models import load_digits
 
     import gradtransforms as gt
-    from models import load_digits
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

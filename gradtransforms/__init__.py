@@ -8,9 +8,16 @@ chapter 8, as optax-compatible `(init, update)` pairs. One flat namespace:
 """
 
 from gradtransforms import checkpoint, diagnostics, init, sharding, training, tuning
+from gradtransforms.adaptive import (
+    ScaleByAdamState,
+    ScaleByRmsState,
+    ScaleByRssState,
+    scale_by_adam,
+    scale_by_rms,
+    scale_by_rss,
+)
 from gradtransforms.averaging import (
     AverageState,
-    averaged_model,
     averaged_params,
     ema_average,
     polyak_average,
@@ -55,8 +62,18 @@ from gradtransforms.coordinate import (
     alternating_minimization,
     block_coordinate_descent,
 )
+from gradtransforms.momentum import EmaState, TraceState, ema, trace
+from gradtransforms.nnx import averaged_model
 from gradtransforms.optimizers import adagrad, adam, adamw, rmsprop, sgd
 from gradtransforms.packing import PackedLayout, packed_layout
+from gradtransforms.scaling import (
+    AddDecayedWeightsState,
+    ScaleByScheduleState,
+    add_decayed_weights,
+    scale,
+    scale_by_learning_rate,
+    scale_by_schedule,
+)
 from gradtransforms.schedules import (
     constant_schedule,
     cosine_decay_schedule,
@@ -89,24 +106,6 @@ from gradtransforms.second_order import (
     scale_by_newton_cg,
     scale_by_quadratic_linesearch,
     scale_by_zoom_linesearch,
-)
-from gradtransforms.transforms import (
-    AddDecayedWeightsState,
-    EmaState,
-    ScaleByAdamState,
-    ScaleByRmsState,
-    ScaleByRssState,
-    ScaleByScheduleState,
-    TraceState,
-    add_decayed_weights,
-    ema,
-    scale,
-    scale_by_adam,
-    scale_by_learning_rate,
-    scale_by_rms,
-    scale_by_rss,
-    scale_by_schedule,
-    trace,
 )
 
 __version__ = "0.1.0"

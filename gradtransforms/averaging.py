@@ -27,13 +27,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms import tree_math as tm
+from gradtransforms import tree as tm
 from gradtransforms.base import GradientTransformation
 from gradtransforms.validation import check_non_negative_int, check_unit_interval
 
 __all__ = [
     "AverageState",
-    "averaged_model",
     "averaged_params",
     "ema_average",
     "polyak_average",
@@ -213,29 +212,3 @@ def averaged_params(opt_state: Any, params: Any = None) -> Any:
             lambda a, p: p if _is_masked(a) else a, merged, params, is_leaf=_is_masked
         )
     return merged
-
-
-def averaged_model(model: Any, opt_state: Any) -> Any:
-    """A copy of a Flax NNX model carrying the averaged parameters.
-
-    For evaluation: the training model is not touched. The average is found
-    with `averaged_params` in `opt_state` (e.g. `nnx.Optimizer.opt_state`),
-    cast to each parameter's dtype and written into a clone of `model`.
-
-    Args:
-      model: the `flax.nnx.Module` being trained.
-      opt_state: its optimizer state, whose chain ends in an average.
-
-    Returns:
-      A new module with the averaged parameters.
-    """
-    from flax import nnx
-
-    params = nnx.as_pure(nnx.state(model, nnx.Param))
-    average = averaged_params(nnx.as_pure(opt_state), params)
-    average = jax.tree.map(
-        lambda a, p: jnp.asarray(a).astype(jnp.asarray(p).dtype), average, params
-    )
-    copy = nnx.clone(model)
-    nnx.update(copy, average)
-    return copy

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms.tree_math import assert_same_structure, cast
+from gradtransforms.tree import assert_same_structure, cast
 
 GradientTransformation = optax.GradientTransformation
 GradientTransformationExtraArgs = optax.GradientTransformationExtraArgs

@@ -38,10 +38,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradtransforms import tree_math as tm
+from gradtransforms import tree as tm
 from gradtransforms.base import GradientTransformation, GradientTransformationExtraArgs
-from gradtransforms.second_order._common import check_bool, objective
+from gradtransforms.objective import objective
 from gradtransforms.validation import (
+    check_bool,
     check_non_negative,
     check_positive_int,
     is_concrete_number,

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms import tree_math as tm
+from gradtransforms import tree as tm
 from gradtransforms.base import GradientTransformation, GradientTransformationExtraArgs
 from gradtransforms.validation import check_positive_int
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms import tree_math as tm
+from gradtransforms import tree as tm
 from gradtransforms.base import GradientTransformation, GradientTransformationExtraArgs
 
 __all__ = [

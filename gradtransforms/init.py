@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -61,8 +61,8 @@ from jax.nn.initializers import (
     zeros,
 )
 
+from gradtransforms.nnx import LSUVLayer, lsuv
 from gradtransforms.validation import (
-    check_non_negative,
     check_positive,
     check_positive_int,
     is_concrete_number,
@@ -368,178 +368,3 @@ def output_bias_from_marginals(
         )
     log_c = np.log(c / c.sum())
     return jnp.asarray(log_c - log_c.mean(), dtype=dtype)
-
-
-class LSUVLayer(NamedTuple):
-    """What `lsuv` did to one layer."""
-
-    path: str  # the layer's attribute path in the model, e.g. "layers/0"
-    std_before: float  # std of the layer's output before rescaling
-    std_after: float  # std of the layer's output after rescaling
-    iterations: int  # number of rescalings applied
-    converged: bool  # |std_after - target_std| <= tol * target_std
-
-
-def _path_str(path: tuple) -> str:
-    return "/".join(str(p) for p in path) or "<model>"
-
-
-def lsuv(
-    model: Any,
-    x: Any,
-    *,
-    target_std: float = 1.0,
-    tol: float = 1e-3,
-    max_iters: int = 10,
-    layer_types: tuple[type, ...] | None = None,
-    forward: Callable[[Any, Any], Any] | None = None,
-    jit: bool = True,
-) -> tuple[LSUVLayer, ...]:
-    """Data-driven init: rescale each layer so its outputs on a batch have a target std.
-
-    Layer-sequential unit-variance scaling (LSUV, Mishkin & Matas, 2015;
-    textbook §8.4 notes the scale can be set from data). For every Linear/Conv
-    layer $l$ of a Flax NNX model, in the order the forward pass calls them,
-    repeat until $|s_l - \\tau| \\le \\mathrm{tol}\\,\\tau$ or `max_iters`
-    rescalings:
-
-    $$ s_l = \\mathrm{std}(B_l), \\qquad W_l \\leftarrow W_l \\, \\tau / s_l, $$
-
-    where $B_l$ is the layer's output (its pre-activation, bias included) on the
-    batch `x`, the standard deviation is over all its entries, and $\\tau$ is
-    `target_std`. Layer $l$ is fixed before layer $l + 1$ is measured, so each
-    layer sees inputs that are already scaled. With zero biases one rescaling
-    is exact; a bias makes $s_l$ non-linear in the scale, hence the loop.
-    Mishkin & Matas pre-initialise with `orthogonal`; pick that as the layers'
-    `kernel_init` to reproduce their method.
-
-    Only the kernels change. The model runs in its current mode (call
-    `model.train()` or `model.eval()` first); every non-parameter variable
-    (BatchNorm running statistics, RNG counters) is restored afterwards. The
-    layers' outputs are recorded by wrapping their classes' `__call__` while the
-    forward pass is traced (as `flax.nnx.capture` does), so do not call the
-    model from another thread meanwhile. The measuring pass is compiled once
-    with `nnx.jit` and rerun after each rescaling.
-
-    Args:
-      model: a `flax.nnx.Module`; it is modified in place.
-      x: the calibration batch (one minibatch of inputs).
-      target_std: $\\tau > 0$.
-      tol: relative tolerance $\\ge 0$ on the std.
-      max_iters: maximum number of rescalings per layer, $\\ge 1$.
-      layer_types: the module classes to rescale (each has a `kernel` `Param`);
-        default `(nnx.Linear, nnx.Conv)`, subclasses included.
-      forward: `forward(model, x)` runs the model; default `model(x)`.
-      jit: compile the measuring pass; `False` runs it eagerly (for a
-        `forward` that cannot be traced).
-
-    Returns:
-      One `LSUVLayer` per rescaled layer, in call order (layers that the
-      forward pass does not call are left alone).
-
-    Examples:
-      >>> from flax import nnx
-      >>> import jax
-      >>> model = nnx.Sequential(nnx.Linear(8, 16, rngs=nnx.Rngs(0)), jax.nn.relu,
-      ...                        nnx.Linear(16, 4, rngs=nnx.Rngs(1)))
-      >>> x = jax.random.normal(jax.random.key(2), (256, 8))
-      >>> [round(r.std_after, 3) for r in lsuv(model, x)]
-      [1.0, 1.0]
-    """
-    from flax import nnx
-
-    check_positive("target_std", target_std)
-    check_non_negative("tol", tol)
-    check_positive_int("max_iters", max_iters)
-    if not isinstance(model, nnx.Module):
-        raise TypeError(f"model must be a flax.nnx.Module; got {type(model)!r}.")
-    if layer_types is None:
-        layer_types = (nnx.Linear, nnx.Conv)
-    if not isinstance(layer_types, tuple) or not all(
-        isinstance(t, type) and issubclass(t, nnx.Module) for t in layer_types
-    ):
-        raise TypeError(
-            f"layer_types must be a tuple of nnx.Module classes; got {layer_types!r}."
-        )
-    if forward is None:
-        forward = lambda m, inputs: m(inputs)
-
-    layers = {
-        _path_str(p): m
-        for p, m in nnx.iter_modules(model)
-        if isinstance(m, layer_types)
-    }
-    for path, m in layers.items():
-        if not isinstance(getattr(m, "kernel", None), nnx.Param):
-            raise TypeError(f"layer {path} has no `kernel` Param to rescale.")
-    classes = {type(m) for m in layers.values()}
-    call_order: list[str] = []
-
-    def measure(model: Any, x: Any) -> dict[str, jax.Array]:
-        """The std of each layer's first output; records the call order."""
-        paths = {
-            id(m): _path_str(p)
-            for p, m in nnx.iter_modules(model)
-            if isinstance(m, layer_types)
-        }
-        outputs: dict[str, jax.Array] = {}
-        order: list[str] = []
-        active: set[int] = set()
-
-        def wrap(call):
-            def recording_call(self, *args, **kwargs):
-                # Record the outermost call only (a subclass's __call__ may
-                # call its base's, which is wrapped too), and the first one.
-                if id(self) in active:
-                    return call(self, *args, **kwargs)
-                active.add(id(self))
-                try:
-                    out = call(self, *args, **kwargs)
-                finally:
-                    active.discard(id(self))
-                path = paths.get(id(self))
-                if path is not None and path not in outputs:
-                    order.append(path)
-                    outputs[path] = out
-                return out
-
-            return recording_call
-
-        originals = {cls: cls.__dict__.get("__call__") for cls in classes}
-        try:
-            for cls in classes:
-                cls.__call__ = wrap(cls.__call__)
-            forward(model, x)
-        finally:
-            for cls, original in originals.items():
-                if original is None:
-                    del cls.__call__
-                else:
-                    cls.__call__ = original
-        call_order[:] = order
-        return {p: jnp.std(jnp.asarray(out, jnp.float32)) for p, out in outputs.items()}
-
-    run = nnx.jit(measure) if jit else measure
-    saved = nnx.clone(nnx.state(model, nnx.Not(nnx.Param)))
-    reports = []
-    try:
-        stds = run(model, x)
-        for path in list(call_order):
-            s = s0 = float(stds[path])
-            iterations = 0
-            while abs(s - target_std) > tol * target_std and iterations < max_iters:
-                if not math.isfinite(s) or s == 0.0:
-                    raise ValueError(
-                        f"lsuv: layer {path} has output std {s} on the "
-                        "calibration batch; it cannot be rescaled."
-                    )
-                kernel = layers[path].kernel
-                kernel[...] = kernel[...] * (target_std / s)
-                iterations += 1
-                stds = run(model, x)
-                s = float(stds[path])
-            converged = abs(s - target_std) <= tol * target_std
-            reports.append(LSUVLayer(path, s0, s, iterations, converged))
-    finally:
-        nnx.update(model, saved)
-    return tuple(reports)

@@ -14,16 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from gradtransforms.adaptive import scale_by_adam, scale_by_rms, scale_by_rss
 from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
-from gradtransforms.transforms import (
-    add_decayed_weights,
-    scale_by_adam,
-    scale_by_learning_rate,
-    scale_by_rms,
-    scale_by_rss,
-    trace,
-)
+from gradtransforms.momentum import trace
+from gradtransforms.scaling import add_decayed_weights, scale_by_learning_rate
 from gradtransforms.validation import check_unit_interval
 
 __all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd"]

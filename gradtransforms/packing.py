@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradtransforms import tree_math as tm
+from gradtransforms import tree as tm
 
 __all__ = ["PackedLayout", "packed_layout"]
 

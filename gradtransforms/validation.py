@@ -12,11 +12,17 @@ import numbers
 from collections.abc import Callable
 from typing import Any
 
+import jax
 import numpy as np
 
 __all__ = [
+    "check_bool",
+    "check_choice",
+    "check_factor",
     "check_finite",
+    "check_fraction",
     "check_learning_rate",
+    "check_max_step",
     "check_non_negative",
     "check_non_negative_int",
     "check_positive",
@@ -98,3 +104,56 @@ def check_learning_rate(value: Any, name: str = "learning_rate") -> None:
         lambda x: 0 < x < math.inf,
         "a finite number > 0 or a schedule (a callable of the step count)",
     )
+
+
+def _reject_non_real(name: str, value: Any, allowed: str) -> None:
+    if (
+        isinstance(value, bool | str)
+        or value is None
+        or not isinstance(value, numbers.Real | jax.Array)
+    ):
+        raise TypeError(f"{name} must be {allowed}; got {value!r}.")
+
+
+def check_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0):
+    """Require a number in the open interval (low, high)."""
+    allowed = f"a number in ({low:g}, {high:g})"
+    _reject_non_real(name, value, allowed)
+    if is_concrete_number(value):
+        x = float(value)
+        if math.isnan(x) or not low < x < high:
+            raise ValueError(f"{name} must be {allowed}; got {value!r}.")
+
+
+def check_factor(name: str, value: Any, allow_inf: bool = False) -> None:
+    """Require a number > 1 (a growth or shrink factor); `inf` if allowed."""
+    allowed = "a number > 1" + (" (inf allowed)" if allow_inf else " (finite)")
+    _reject_non_real(name, value, allowed)
+    if is_concrete_number(value):
+        x = float(value)
+        if math.isnan(x) or x <= 1 or (math.isinf(x) and not allow_inf):
+            raise ValueError(f"{name} must be {allowed}; got {value!r}.")
+
+
+def check_max_step(name: str, value: Any) -> None:
+    """Require `None` (no bound) or a number > 0 (`inf` allowed)."""
+    if value is None:
+        return
+    allowed = "None or a number > 0"
+    _reject_non_real(name, value, allowed)
+    if is_concrete_number(value):
+        x = float(value)
+        if math.isnan(x) or x <= 0:
+            raise ValueError(f"{name} must be {allowed}; got {value!r}.")
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Require one of `choices` (strings)."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}.")
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Require a Python bool (flags that change the traced program)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool; got {value!r}.")

@@ -8,12 +8,12 @@ deep MLP layer by layer (§8.7.4). `models.data` loads the data sets of the
 examples.
 """
 
-from models.cnn import CNN
-from models.data import DataError, DataSplit, load_digits, load_npz
-from models.deep_linear import DeepLinear
-from models.mlp import MLP
-from models.pretraining import PretrainResult, fit, greedy_pretrain
-from models.residual import ResidualMLP
+from gradtransforms.models.cnn import CNN
+from gradtransforms.models.data import DataError, DataSplit, load_digits, load_npz
+from gradtransforms.models.deep_linear import DeepLinear
+from gradtransforms.models.mlp import MLP
+from gradtransforms.models.pretraining import PretrainResult, fit, greedy_pretrain
+from gradtransforms.models.residual import ResidualMLP
 
 __all__ = [
     "CNN",

@@ -8,9 +8,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from gradtransforms.models.options import check_features, check_layer_options
 
 from gradtransforms.validation import check_positive_int
-from models._common import check_features, check_layer_options
 
 __all__ = ["CNN"]
 

@@ -8,9 +8,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from gradtransforms.models.options import check_callable
 
 from gradtransforms.validation import check_positive_int
-from models._common import check_callable
 
 __all__ = ["DeepLinear"]
 

@@ -8,8 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
-
-from models._common import check_features, check_layer_options
+from gradtransforms.models.options import check_features, check_layer_options
 
 __all__ = ["MLP"]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import gradtransforms as gt
-from gradtransforms.training import _draw, _words_per_draw
+from gradtransforms.training.curriculum import _draw, _words_per_draw
 
 N = 50
 # A fixed shuffle of the difficulties, so that "easiest" is not "lowest index".

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradtransforms.models.data import DataError, DataSplit, load_digits, load_npz
 from sklearn.datasets import load_digits as sklearn_digits
-
-from models.data import DataError, DataSplit, load_digits, load_npz
 
 
 def _sorted_rows(x: np.ndarray) -> np.ndarray:

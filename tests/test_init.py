@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from gradtransforms.models import CNN, MLP, DeepLinear
 from scipy import integrate, special
 
 import gradtransforms.init as gi
-from models import CNN, MLP, DeepLinear
 
 KEY = jax.random.key(0)
 M, N = 400, 300  # fan-in, fan-out of the test kernels: 120,000 samples

@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 
 from gradtransforms import second_order as so
 from gradtransforms.optimizers import sgd
-from gradtransforms.transforms import scale
+from gradtransforms.scaling import scale
 
 # (our optimizer, the SciPy method it is compared with)
 METHODS = {

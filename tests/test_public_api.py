@@ -82,10 +82,7 @@ def describe() -> dict[str, dict[str, Any]]:
 
     out: dict[str, dict[str, Any]] = {}
     for namespace in NAMESPACES:
-        try:
-            module = importlib.import_module(namespace)
-        except ModuleNotFoundError:  # before the models move into the package
-            module = importlib.import_module(namespace.removeprefix("gradtransforms."))
+        module = importlib.import_module(namespace)
         entries = {}
         for name in sorted(module.__all__):
             obj = getattr(module, name)

@@ -18,7 +18,7 @@ import scipy.optimize
 import gradtransforms as gt
 from gradtransforms import second_order as so
 from gradtransforms.combine import chain
-from gradtransforms.transforms import scale
+from gradtransforms.scaling import scale
 
 # --------------------------------------------------------------------------
 # Helpers

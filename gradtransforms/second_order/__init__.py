@@ -21,10 +21,9 @@ from gradtransforms.second_order.linesearch import (
     scale_by_zoom_linesearch,
 )
 from gradtransforms.second_order.minimize import MinimizeResult, minimize
-from gradtransforms.second_order.newton import (
-    NewtonState,
+from gradtransforms.second_order.newton import NewtonState, newton
+from gradtransforms.second_order.newton_cg import (
     ScaleByNewtonCgState,
-    newton,
     newton_cg,
     scale_by_newton_cg,
 )

@@ -7,13 +7,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradtransforms import tree_math as tm
+from gradtransforms import tree as tm
 from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
-from gradtransforms.second_order._common import check_bool, check_choice, int32
+from gradtransforms.scaling import scale
 from gradtransforms.second_order.linesearch import scale_by_zoom_linesearch
-from gradtransforms.transforms import scale
-from gradtransforms.validation import check_positive_int
+from gradtransforms.tree import int32
+from gradtransforms.validation import check_bool, check_choice, check_positive_int
 
 __all__ = [
     "ScaleByConjugateGradientState",

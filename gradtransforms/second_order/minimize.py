@@ -9,19 +9,19 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms import tree_math as tm
+from gradtransforms import tree as tm
 from gradtransforms.base import (
     GradientTransformation,
     GradientTransformationExtraArgs,
     apply_updates,
 )
-from gradtransforms.second_order._common import check_bool, int32
 from gradtransforms.second_order.linesearch import (
     ScaleByBacktrackingLinesearchState,
     ScaleByZoomLinesearchState,
 )
 from gradtransforms.second_order.newton import NewtonState
-from gradtransforms.validation import check_non_negative, check_positive_int
+from gradtransforms.tree import int32
+from gradtransforms.validation import check_bool, check_non_negative, check_positive_int
 
 __all__ = ["MinimizeResult", "minimize"]
 

@@ -1,12 +1,10 @@
-"""Newton's method: damped with a dense Hessian, and Hessian-free (Newton-CG).
+"""Newton's method damped Levenberg–Marquardt style, with a dense Hessian.
 
 `newton` is textbook Algorithm 8.8 with the regularised step of eq. 8.28,
 $-(H + \\alpha I)^{-1} g$, the damping $\\alpha$ adapted Levenberg–Marquardt
 style. It forms the $k \\times k$ Hessian and factorises it: $O(k^2)$ memory
 and $O(k^3)$ time per step, for models with at most a few thousand
-parameters. `newton_cg` never forms $H$: it solves $H d = g$ approximately by
-truncated conjugate gradients on Hessian-vector products, then takes a line
-search along $-d$.
+parameters (`newton_cg` is the Hessian-free alternative).
 """
 
 from __future__ import annotations
@@ -18,28 +16,19 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve
 
-from gradtransforms import tree_math as tm
+from gradtransforms import tree as tm
 from gradtransforms.base import GradientTransformationExtraArgs
-from gradtransforms.combine import chain
-from gradtransforms.second_order._common import (
+from gradtransforms.objective import objective
+from gradtransforms.tree import finite_tree, int32
+from gradtransforms.validation import (
     check_bool,
     check_factor,
     check_fraction,
-    finite_tree,
-    int32,
-    objective,
+    check_non_negative,
+    check_positive_int,
 )
-from gradtransforms.second_order.linesearch import scale_by_backtracking_linesearch
-from gradtransforms.transforms import scale
-from gradtransforms.validation import check_non_negative, check_positive_int
 
-__all__ = [
-    "NewtonState",
-    "ScaleByNewtonCgState",
-    "newton",
-    "newton_cg",
-    "scale_by_newton_cg",
-]
+__all__ = ["NewtonState", "newton"]
 
 
 class NewtonState(NamedTuple):
@@ -217,167 +206,3 @@ def newton(
         return unravel(step), new_state
 
     return GradientTransformationExtraArgs(init_fn, update_fn)
-
-
-# --------------------------------------------------------------------------
-# Newton-CG (Hessian-free)
-
-
-class ScaleByNewtonCgState(NamedTuple):
-    """State of `scale_by_newton_cg`."""
-
-    num_cg_steps: jax.Array  # int32: CG iterations of the last update
-    negative_curvature: jax.Array  # bool: CG stopped on d'Hd <= 0
-    num_hvp_evals: jax.Array  # int32: Hessian-vector products of the last update
-    num_fun_evals: jax.Array  # int32: 1, the linearisation of ∇f (evaluates f)
-    num_grad_evals: jax.Array  # int32: 1, the linearisation of ∇f
-
-
-def scale_by_newton_cg(
-    cg_tol: float | None = None,
-    max_cg_steps: int | None = None,
-    has_aux: bool = False,
-) -> GradientTransformationExtraArgs:
-    """Approximate Newton direction $H^{-1} g$ by truncated conjugate gradients.
-
-    Solves $H d = g$ by linear CG (the textbook's §8.6.2 method applied to
-    the Newton system; Nocedal & Wright Algorithm 7.1) using only
-    Hessian-vector products $Hv$ (forward-over-reverse: `jax.jvp` of
-    `jax.grad`, linearised once per update), and stops when
-
-    $$\\lVert H d - g \\rVert \\le \\eta \\lVert g\\rVert, \\qquad
-    \\eta = \\min(0.5, \\sqrt{\\lVert g\\rVert})$$
-
-    (or $\\eta$ = `cg_tol`), after `max_cg_steps` iterations, or on negative
-    curvature $p^\\top H p \\le 0$: then the iterate so far is returned, or,
-    if that happens at the first iteration, $g$ itself scaled by
-    $g^\\top g / |g^\\top H g|$ (Nocedal & Wright return $g$; the scaling
-    gives the line search a first step of the size the curvature suggests).
-    Either way $-d$ is a descent direction. Outputs $d$, the *preconditioned
-    gradient* (optax's
-    sign convention for `scale_by_*`): chain with `scale(-1.0)` and a line
-    search, as `newton_cg` does. Memory $O(k)$; cost per update: one
-    linearisation of $\\nabla f$ at $\\theta$ (an evaluation of $f$ and
-    $\\nabla f$, counted as such in the state) plus one product per CG
-    iteration.
-
-    Args:
-      cg_tol: relative residual tolerance $\\eta \\in (0, 1)$; `None` for the
-        adaptive $\\min(0.5, \\sqrt{\\lVert g\\rVert})$ (superlinear
-        convergence).
-      max_cg_steps: most CG iterations per update; `None`: the number of
-        parameters (CG's exact-arithmetic bound).
-      has_aux: `value_fn` returns `(value, aux)`; aux is ignored.
-
-    Returns:
-      A `GradientTransformationExtraArgs` (needs `value_fn` in `update`) with
-      a `ScaleByNewtonCgState`.
-    """
-    if cg_tol is not None:
-        check_fraction("cg_tol", cg_tol)
-    if max_cg_steps is not None:
-        check_positive_int("max_cg_steps", max_cg_steps)
-    check_bool("has_aux", has_aux)
-
-    def init_fn(params):
-        del params
-        zero = int32(0)
-        return ScaleByNewtonCgState(zero, jnp.zeros((), bool), zero, zero, zero)
-
-    def update_fn(updates, state, params, *, value_fn, **extra):
-        del state
-        extra.pop("value", None)
-        extra.pop("grad", None)
-        f = objective(value_fn, extra, has_aux, "scale_by_newton_cg")
-        g = tm.tree_cast(updates, params)
-        dtype = tm.tree_accumulation_dtype(params)
-        steps = max_cg_steps or sum(jnp.size(x) for x in jax.tree.leaves(params))
-        _, hvp = jax.linearize(jax.grad(f), params)
-        g_norm = tm.global_norm(g).astype(dtype)
-        eta = jnp.minimum(0.5, jnp.sqrt(g_norm)) if cg_tol is None else cg_tol
-        threshold = (eta * g_norm) ** 2
-
-        # Linear CG on H d = g from d = 0: residual r = g - H d, direction p.
-        def cond_fn(c):
-            j, _, _, _, rr, stop = c
-            return ~stop & (j < steps) & (rr > threshold)
-
-        def body_fn(c):
-            j, d, r, p, rr, _ = c
-            hp = tm.tree_cast(hvp(p), params)
-            php = tm.tree_vdot(p, hp)
-            negative = ~(php > 0)
-            alpha = rr / jnp.where(negative, 1, php)
-            d_new = tm.tree_add_scaled(d, alpha, p)
-            r_new = tm.tree_add_scaled(r, -alpha, hp)
-            rr_new = tm.tree_vdot(r_new, r_new)
-            p_new = tm.tree_add_scaled(r_new, rr_new / rr, p)
-            # Negative curvature at the first iteration (p = g): g scaled by
-            # g'g / |g'Hg|, the step length the curvature's magnitude suggests.
-            curvature = jnp.abs(php)
-            scaled_g = tm.scale_tree(rr / jnp.where(curvature > 0, curvature, rr), p)
-            fallback = jax.tree.map(lambda a, b: jnp.where(j == 0, a, b), scaled_g, d)
-
-            def keep(new, old):
-                return jax.tree.map(lambda a, b: jnp.where(negative, b, a), new, old)
-
-            return (
-                j + 1,
-                keep(d_new, fallback),
-                keep(r_new, r),
-                keep(p_new, p),
-                jnp.where(negative, rr, rr_new),
-                negative,
-            )
-
-        rr0 = tm.tree_vdot(g, g)
-        start = (int32(0), tm.zeros_like(g), g, g, rr0, jnp.zeros((), bool))
-        j, d, _, _, _, negative = jax.lax.while_loop(cond_fn, body_fn, start)
-        return d, ScaleByNewtonCgState(j, negative, j, int32(1), int32(1))
-
-    return GradientTransformationExtraArgs(init_fn, update_fn)
-
-
-def newton_cg(
-    cg_tol: float | None = None,
-    max_cg_steps: int | None = None,
-    linesearch: Any = None,
-    has_aux: bool = False,
-) -> GradientTransformationExtraArgs:
-    """Hessian-free Newton: truncated-CG Newton direction and a line search.
-
-    $$H d \\approx g \\ \\text{(truncated CG)}, \\qquad
-    \\theta \\leftarrow \\theta - \\varepsilon^* d$$
-
-    `chain(scale_by_newton_cg(...), scale(-1.0), linesearch)`. The Newton
-    step of Algorithm 8.8 without the Hessian: $O(k)$ memory, for models too
-    large for `newton`. The default line search is Armijo backtracking from
-    the unit Newton step, halving it (`scale_by_backtracking_linesearch(
-    decrease_factor=0.5, increase_factor=inf, store_grad=True)`), as in
-    Nocedal & Wright's Algorithm 7.1 ("using $\\alpha_k = 1$ if possible").
-
-    Args:
-      cg_tol: see `scale_by_newton_cg`.
-      max_cg_steps: see `scale_by_newton_cg`.
-      linesearch: the line-search link (`None`: the default above).
-      has_aux: `value_fn` returns `(value, aux)`; passed to the direction and
-        the default line search.
-
-    Returns:
-      A `GradientTransformationExtraArgs`; its state is the tuple of the three
-      links' states.
-    """
-    check_bool("has_aux", has_aux)
-    if linesearch is None:
-        linesearch = scale_by_backtracking_linesearch(
-            decrease_factor=0.5,
-            increase_factor=math.inf,
-            max_learning_rate=1.0,
-            store_grad=True,
-            has_aux=has_aux,
-        )
-    return chain(
-        scale_by_newton_cg(cg_tol=cg_tol, max_cg_steps=max_cg_steps, has_aux=has_aux),
-        scale(-1.0),
-        linesearch,
-    )

@@ -293,3 +293,14 @@ def ravel(tree: Any) -> tuple[jax.Array, Any]:
         return tree_cast(unravel_wide(vector), tree)
 
     return flat, unravel
+
+
+def finite_tree(tree: Any) -> jax.Array:
+    """True (a bool scalar) if every element of every leaf is finite."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return jnp.all(jnp.asarray(leaves)) if leaves else jnp.ones((), bool)
+
+
+def int32(x: Any) -> jax.Array:
+    """`x` as an int32 scalar array (int64 never leaks in under x64)."""
+    return jnp.asarray(x, jnp.int32)

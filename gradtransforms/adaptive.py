@@ -1,48 +1,32 @@
-"""The first-order transformations: scaling, momentum and adaptive rescaling.
+"""Adaptive rescaling: AdaGrad, RMSProp and Adam (textbook Algorithms 8.4–8.7).
 
-Each factory validates its numeric arguments, then returns an optax
-`GradientTransformation(init, update)` whose state is the `NamedTuple` declared
-above it. The maths is per leaf; the tree plumbing lives in `tree_math`.
-Equations and algorithm numbers refer to Goodfellow, Bengio & Courville,
-*Deep Learning* (2016), chapter 8.
+Each divides the update by the root of an accumulated second moment of the
+gradients; they differ in how the moment is accumulated (a sum, an
+exponential average, a bias-corrected average with a first moment).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from gradtransforms import tree_math as tm
+from gradtransforms import tree as tm
 from gradtransforms.base import GradientTransformation
 from gradtransforms.validation import (
-    check_finite,
-    check_learning_rate,
     check_non_negative,
     check_unit_interval,
     is_concrete_number,
 )
 
 __all__ = [
-    "AddDecayedWeightsState",
-    "EmaState",
     "ScaleByAdamState",
     "ScaleByRmsState",
     "ScaleByRssState",
-    "ScaleByScheduleState",
-    "TraceState",
-    "add_decayed_weights",
-    "ema",
-    "scale",
     "scale_by_adam",
-    "scale_by_learning_rate",
     "scale_by_rms",
     "scale_by_rss",
-    "scale_by_schedule",
-    "trace",
 ]
 
 
@@ -56,155 +40,6 @@ def _check_stabiliser(eps: Any, eps_root: Any, *initial: Any) -> None:
             "eps and eps_root are both 0: a zero gradient would give 0/0 = NaN. "
             "Set eps > 0 (added to the root) or eps_root > 0 (added under it)."
         )
-
-
-# --------------------------------------------------------------------------
-# Plain scaling
-
-
-def scale(step_size: float) -> GradientTransformation:
-    """Multiply updates by a constant: $u \\leftarrow s\\,g$.
-
-    Args:
-      step_size: the factor $s$ (any finite number; negative to descend).
-
-    Returns:
-      A stateless `GradientTransformation`.
-    """
-    check_finite("step_size", step_size)
-
-    def init_fn(params):
-        del params
-        return optax.EmptyState()
-
-    def update_fn(updates, state, params=None):
-        del params
-        return tm.scale_tree(step_size, updates), state
-
-    return GradientTransformation(init_fn, update_fn)
-
-
-class ScaleByScheduleState(NamedTuple):
-    """State of `scale_by_schedule`."""
-
-    count: jax.Array  # int32 scalar: number of updates so far
-
-
-def scale_by_schedule(
-    step_size_fn: Callable[[jax.Array], Any],
-) -> GradientTransformation:
-    """Multiply updates by a schedule of the update count: $u = s(k)\\,g$.
-
-    The first update uses $s(0)$ (the optax convention).
-
-    Args:
-      step_size_fn: a schedule `count -> scalar`.
-
-    Returns:
-      A `GradientTransformation` with `ScaleByScheduleState`.
-    """
-    if not callable(step_size_fn):
-        raise TypeError(f"step_size_fn must be callable; got {step_size_fn!r}.")
-
-    def init_fn(params):
-        del params
-        return ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
-
-    def update_fn(updates, state, params=None):
-        del params
-        step_size = step_size_fn(state.count)
-        return tm.scale_tree(step_size, updates), ScaleByScheduleState(
-            count=tm.safe_increment(state.count)
-        )
-
-    return GradientTransformation(init_fn, update_fn)
-
-
-def scale_by_learning_rate(
-    learning_rate: float | Callable[[jax.Array], Any], *, flip_sign: bool = True
-) -> GradientTransformation:
-    """Multiply updates by $-\\varepsilon$ (a number or a schedule $\\varepsilon_k$).
-
-    Args:
-      learning_rate: a number > 0 or a schedule.
-      flip_sign: multiply by $-\\varepsilon$ (descent, the default) rather
-        than $\\varepsilon$.
-
-    Returns:
-      `scale(-lr)` for a number, `scale_by_schedule(-lr(k))` for a schedule.
-    """
-    check_learning_rate(learning_rate)
-    sign = -1 if flip_sign else 1
-    if callable(learning_rate):
-        return scale_by_schedule(lambda count: sign * learning_rate(count))
-    return scale(sign * learning_rate)
-
-
-# --------------------------------------------------------------------------
-# Momentum
-
-
-class TraceState(NamedTuple):
-    """State of `trace`."""
-
-    trace: Any  # like params (or accumulator_dtype): the velocity m
-
-
-def trace(
-    decay: float, nesterov: bool = False, accumulator_dtype: Any = None
-) -> GradientTransformation:
-    """Momentum (textbook Algorithms 8.2 and 8.3) as a running sum.
-
-    $$m \\leftarrow \\alpha m + g, \\qquad u = \\begin{cases} m &
-    \\text{heavy ball (Alg. 8.2)} \\\\ \\alpha m + g & \\text{Nesterov
-    (Alg. 8.3)} \\end{cases}$$
-
-    When the incoming updates are already $-\\varepsilon g$ (the learning rate
-    applied first, as `sgd` does), $m$ is the textbook velocity $v$ of
-    Algorithm 8.2 exactly, also under a schedule $\\varepsilon_k$. For
-    Nesterov, the parameters this transformation sees are the look-ahead point
-    $\\varphi = \\theta + \\alpha v$ of Algorithm 8.3: the gradient is
-    taken there, and $\\varphi_{t+1} = \\varphi_t + \\alpha v_{t+1} - \\varepsilon
-    g(\\varphi_t)$; the textbook $\\theta$ is $\\varphi - \\alpha v$.
-
-    Args:
-      decay: the momentum $\\alpha \\in [0, 1)$.
-      nesterov: use the Nesterov update.
-      accumulator_dtype: dtype of $m$ (default: the parameters' dtype).
-
-    Returns:
-      A `GradientTransformation` with `TraceState`.
-    """
-    check_unit_interval("decay", decay)
-
-    def init_fn(params):
-        return TraceState(trace=tm.zeros_like(params, accumulator_dtype))
-
-    def update_fn(updates, state, params=None):
-        del params
-
-        alpha = tm.per_dtype(lambda dt: jnp.asarray(decay, dt))
-
-        def velocity(g, m):
-            dtype = tm.accumulation_dtype(m.dtype)
-            return alpha(dtype) * tm.cast(m, dtype) + tm.cast(g, dtype)
-
-        new_trace = jax.tree.map(
-            lambda g, m: tm.cast(velocity(g, m), m.dtype), updates, state.trace
-        )
-        if nesterov:
-            out = jax.tree.map(
-                lambda g, m: tm.cast(velocity(g, m), g.dtype), updates, new_trace
-            )
-        else:
-            out = tm.tree_cast(new_trace, updates)
-        return out, TraceState(trace=new_trace)
-
-    return GradientTransformation(init_fn, update_fn)
-
-
-# --------------------------------------------------------------------------
-# Adaptive rescaling
 
 
 class ScaleByRssState(NamedTuple):
@@ -444,102 +279,5 @@ def scale_by_adam(
 
         out = jax.tree.map(one, updates, mu, nu)
         return out, ScaleByAdamState(count=count, mu=mu, nu=nu)
-
-    return GradientTransformation(init_fn, update_fn)
-
-
-# --------------------------------------------------------------------------
-# Weight decay and EMA of updates
-
-
-class AddDecayedWeightsState(NamedTuple):
-    """State of `add_decayed_weights` (stateless)."""
-
-
-def add_decayed_weights(
-    weight_decay: float = 0.0, mask: Any = None
-) -> GradientTransformation:
-    """Add decoupled weight decay: $u \\leftarrow u + \\lambda\\theta$.
-
-    Placed before the learning rate (as `adamw` does), this gives
-    $\\theta \\leftarrow \\theta - \\varepsilon(u + \\lambda\\theta)$
-    (Loshchilov & Hutter, 2019).
-
-    Args:
-      weight_decay: $\\lambda \\ge 0$.
-      mask: a pytree of bools like the parameters (or a callable returning
-        one): decay only where `True`. `None` decays every leaf.
-
-    Returns:
-      A `GradientTransformation`; its `update` needs `params`.
-    """
-    check_non_negative("weight_decay", weight_decay)
-
-    def init_fn(params):
-        del params
-        return AddDecayedWeightsState()
-
-    def update_fn(updates, state, params=None):
-        if params is None:
-            raise ValueError(
-                "add_decayed_weights needs the parameters: call "
-                "update(updates, state, params)."
-            )
-
-        def decayed(g, p):
-            dtype = tm.accumulation_dtype(g.dtype)
-            wd = jnp.asarray(weight_decay, dtype)
-            return (g.astype(dtype) + wd * p.astype(dtype)).astype(g.dtype)
-
-        out = jax.tree.map(decayed, updates, params)
-        return out, state
-
-    tx = GradientTransformation(init_fn, update_fn)
-    if mask is None:
-        return tx
-    from gradtransforms.combine import masked
-
-    return masked(tx, mask)
-
-
-class EmaState(NamedTuple):
-    """State of `ema` (field names as optax's)."""
-
-    count: jax.Array  # int32 scalar
-    ema: Any  # like params (or accumulator_dtype)
-
-
-def ema(
-    decay: float, debias: bool = True, accumulator_dtype: Any = None
-) -> GradientTransformation:
-    """Exponential moving average of the *updates*.
-
-    $$m \\leftarrow \\beta m + (1 - \\beta) g, \\qquad u = \\begin{cases}
-    m / (1 - \\beta^t) & \\text{debias} \\\\ m & \\text{otherwise}\\end{cases}$$
-
-    (To average the *parameters* — textbook eq. 8.39 — use `ema_average`.)
-
-    Args:
-      decay: $\\beta \\in [0, 1)$.
-      debias: divide by $1 - \\beta^t$.
-      accumulator_dtype: dtype of $m$ (default: the parameters').
-
-    Returns:
-      A `GradientTransformation` with `EmaState`.
-    """
-    check_unit_interval("decay", decay)
-
-    def init_fn(params):
-        return EmaState(
-            count=jnp.zeros([], jnp.int32),
-            ema=tm.zeros_like(params, accumulator_dtype),
-        )
-
-    def update_fn(updates, state, params=None):
-        del params
-        count = tm.safe_increment(state.count)
-        new_ema = tm.update_moment(updates, state.ema, decay, 1)
-        out = tm.bias_correction(new_ema, decay, count) if debias else new_ema
-        return tm.tree_cast(out, updates), EmaState(count=count, ema=new_ema)
 
     return GradientTransformation(init_fn, update_fn)
