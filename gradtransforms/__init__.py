@@ -7,7 +7,17 @@ chapter 8, as optax-compatible `(init, update)` pairs. One flat namespace:
     tx = gt.chain(gt.clip_by_global_norm(1.0), gt.adam(1e-3))
 """
 
-from gradtransforms import checkpoint, diagnostics, init, sharding, training, tuning
+from gradtransforms import (
+    checkpoint,
+    diagnostics,
+    init,
+    problems,
+    sharding,
+    training,
+    tree,
+    tuning,
+    validation,
+)
 from gradtransforms.adaptive import (
     ScaleByAdamState,
     ScaleByRmsState,
@@ -64,6 +74,7 @@ from gradtransforms.coordinate import (
 )
 from gradtransforms.momentum import EmaState, TraceState, ema, trace
 from gradtransforms.nnx import averaged_model
+from gradtransforms.objective import Evaluation
 from gradtransforms.optimizers import adagrad, adam, adamw, rmsprop, sgd
 from gradtransforms.packing import PackedLayout, packed_layout
 from gradtransforms.scaling import (
@@ -102,6 +113,7 @@ from gradtransforms.second_order import (
     scale_by_backtracking_linesearch,
     scale_by_bfgs,
     scale_by_conjugate_gradient,
+    scale_by_damped_newton,
     scale_by_lbfgs,
     scale_by_newton_cg,
     scale_by_quadratic_linesearch,
@@ -119,6 +131,7 @@ __all__ = [
     "ClipByGlobalNormState",
     "EmaState",
     "EmptyState",
+    "Evaluation",
     "GradientTransformation",
     "GradientTransformationExtraArgs",
     "InjectHyperparamsState",
@@ -181,12 +194,14 @@ __all__ = [
     "partition",
     "piecewise_constant_schedule",
     "polyak_average",
+    "problems",
     "rmsprop",
     "scale",
     "scale_by_adam",
     "scale_by_backtracking_linesearch",
     "scale_by_bfgs",
     "scale_by_conjugate_gradient",
+    "scale_by_damped_newton",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_newton_cg",
@@ -201,7 +216,9 @@ __all__ = [
     "smooth_gradient",
     "trace",
     "training",
+    "tree",
     "tuning",
+    "validation",
     "warmup_cosine_decay_schedule",
     "zero_nans",
 ]

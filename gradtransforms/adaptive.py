@@ -12,9 +12,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformation
 from gradtransforms.validation import (
+    check_bool,
     check_non_negative,
     check_unit_interval,
     is_concrete_number,
@@ -76,7 +77,7 @@ def scale_by_rss(
 
     def init_fn(params):
         return ScaleByRssState(
-            sum_of_squares=tm.full_like(params, initial_accumulator_value)
+            sum_of_squares=tu.full_like(params, initial_accumulator_value)
         )
 
     def update_fn(updates, state, params=None):
@@ -100,22 +101,20 @@ def _is_zero(x: Any) -> bool:
 
 def _divide_by_root(updates: Any, accumulators: Any, *, eps: Any, eps_root: Any):
     """$g / (\\sqrt{r + \\delta_\\text{root}} + \\delta)$ per leaf, in float32+."""
-    constants = tm.per_dtype(
+    constants = tu.per_dtype(
         lambda dt: (jnp.asarray(eps_root, dt), jnp.asarray(eps, dt))
     )
 
     def one(g, r):
-        dtype = tm.accumulation_dtype(g.dtype)
-        eps_root_, eps_ = constants(dtype)
-        r = tm.cast(r, dtype)
+        eps_root_, eps_ = constants(g.dtype)
         if not _is_zero(eps_root):
             r = r + eps_root_
         denom = jnp.sqrt(r)
         if not _is_zero(eps):
             denom = denom + eps_
-        return tm.cast(tm.cast(g, dtype) / denom, g.dtype)
+        return g / denom
 
-    return jax.tree.map(one, updates, accumulators)
+    return tu.map_widened(one, updates, accumulators)
 
 
 class ScaleByRmsState(NamedTuple):
@@ -158,24 +157,26 @@ def scale_by_rms(
     """
     check_unit_interval("decay", decay)
     check_non_negative("initial_scale", initial_scale)
+    check_bool("centered", centered)
+    check_bool("bias_correction", bias_correction)
     _check_stabiliser(eps, eps_root)
 
     def init_fn(params):
-        mu = tm.zeros_like(params) if centered else None
+        mu = tu.zeros_like(params) if centered else None
         return ScaleByRmsState(
             count=jnp.zeros([], jnp.int32),
             mu=mu,
-            nu=tm.full_like(params, initial_scale),
+            nu=tu.full_like(params, initial_scale),
         )
 
     def update_fn(updates, state, params=None):
         del params
-        count = tm.safe_increment(state.count)
-        nu = tm.update_moment(updates, state.nu, decay, 2)
-        nu_hat = tm.bias_correction(nu, decay, count) if bias_correction else nu
+        count = tu.safe_increment(state.count)
+        nu = tu.update_moment(updates, state.nu, decay, 2)
+        nu_hat = tu.bias_correction(nu, decay, count) if bias_correction else nu
         if centered:
-            mu = tm.update_moment(updates, state.mu, decay, 1)
-            mu_hat = tm.bias_correction(mu, decay, count) if bias_correction else mu
+            mu = tu.update_moment(updates, state.mu, decay, 1)
+            mu_hat = tu.bias_correction(mu, decay, count) if bias_correction else mu
             var = jax.tree.map(
                 lambda n, m: jnp.maximum(n - jnp.square(m), 0), nu_hat, mu_hat
             )
@@ -234,50 +235,49 @@ def scale_by_adam(
     """
     check_unit_interval("b1", b1)
     check_unit_interval("b2", b2)
+    check_bool("nesterov", nesterov)
     _check_stabiliser(eps, eps_root)
 
     def init_fn(params):
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
-            mu=tm.zeros_like(params, mu_dtype),
-            nu=tm.zeros_like(params, nu_dtype),
+            mu=tu.zeros_like(params, mu_dtype),
+            nu=tu.zeros_like(params, nu_dtype),
         )
 
     def update_fn(updates, state, params=None):
         del params
-        count = tm.safe_increment(state.count)
-        mu = tm.update_moment(updates, state.mu, b1, 1)
-        nu = tm.update_moment(updates, state.nu, b2, 2)
+        count = tu.safe_increment(state.count)
+        mu = tu.update_moment(updates, state.mu, b1, 1)
+        nu = tu.update_moment(updates, state.nu, b2, 2)
 
         def factors(dtype):
             # Scalars shared by every leaf of one dtype, traced once per dtype.
-            bc1 = tm.one_minus_power(b1, count, dtype)
-            bc2 = tm.one_minus_power(b2, count, dtype)
+            bc1 = tu.one_minus_power(b1, count, dtype)
+            bc2 = tu.one_minus_power(b2, count, dtype)
             if nesterov:
-                next_bc1 = tm.one_minus_power(b1, count + 1, dtype)
-                first = (jnp.asarray(b1, dtype), next_bc1, tm.complement(b1, dtype))
+                next_bc1 = tu.one_minus_power(b1, count + 1, dtype)
+                first = (jnp.asarray(b1, dtype), next_bc1, tu.complement(b1, dtype))
             else:
                 first = None
             eps_root_, eps_ = jnp.asarray(eps_root, dtype), jnp.asarray(eps, dtype)
             return bc1, bc2, first, eps_root_, eps_
 
-        shared = tm.per_dtype(factors)
+        shared = tu.per_dtype(factors)
 
         def one(g, m, v):
-            dtype = tm.accumulation_dtype(g.dtype)
-            bc1, bc2, first, eps_root_, eps_ = shared(dtype)
-            m, v, gw = tm.cast(m, dtype), tm.cast(v, dtype), tm.cast(g, dtype)
+            bc1, bc2, first, eps_root_, eps_ = shared(g.dtype)
             if nesterov:
                 b1_, next_bc1, one_minus_b1 = first
-                m_hat = b1_ * (m / next_bc1) + one_minus_b1 * (gw / bc1)
+                m_hat = b1_ * (m / next_bc1) + one_minus_b1 * (g / bc1)
             else:
                 m_hat = m / bc1
             v_hat = v / bc2
             if not _is_zero(eps_root):
                 v_hat = v_hat + eps_root_
-            return tm.cast(m_hat / (jnp.sqrt(v_hat) + eps_), g.dtype)
+            return m_hat / (jnp.sqrt(v_hat) + eps_)
 
-        out = jax.tree.map(one, updates, mu, nu)
+        out = tu.map_widened(one, updates, mu, nu)
         return out, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
     return GradientTransformation(init_fn, update_fn)

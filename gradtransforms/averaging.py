@@ -27,9 +27,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformation
-from gradtransforms.validation import check_non_negative_int, check_unit_interval
+from gradtransforms.validation import (
+    check_bool,
+    check_non_negative_int,
+    check_unit_interval,
+)
 
 __all__ = [
     "AverageState",
@@ -56,7 +60,7 @@ def _running_average(weight_fn, start_step: int, accumulator_dtype: Any):
     """
 
     def dtype_of(p):
-        return accumulator_dtype or tm.accumulation_dtype(jnp.asarray(p).dtype)
+        return accumulator_dtype or tu.accumulation_dtype(jnp.asarray(p).dtype)
 
     def init_fn(params):
         # A copy, never an alias of the parameters: callers donate both.
@@ -68,7 +72,7 @@ def _running_average(weight_fn, start_step: int, accumulator_dtype: Any):
             raise ValueError(
                 "averaging needs the parameters: call update(updates, state, params)."
             )
-        count = tm.safe_increment(state.count)
+        count = tu.safe_increment(state.count)
         n = count - start_step  # how many iterates this average now includes
 
         def one(p, u, avg):
@@ -138,22 +142,19 @@ def ema_average(
       `params`.
     """
     check_unit_interval("decay", decay)
+    check_bool("debias", debias)
     check_non_negative_int("start_step", start_step)
     if debias:
 
         def weight(n, dtype):
-            return tm.complement(decay, dtype) / tm.one_minus_power(decay, n, dtype)
+            return tu.complement(decay, dtype) / tu.one_minus_power(decay, n, dtype)
 
     else:
 
         def weight(n, dtype):
-            return tm.complement(decay, dtype)
+            return tu.complement(decay, dtype)
 
     return _running_average(weight, start_step, accumulator_dtype)
-
-
-def _is_average(x: Any) -> bool:
-    return isinstance(x, AverageState)
 
 
 def _is_masked(x: Any) -> bool:
@@ -181,11 +182,7 @@ def averaged_params(opt_state: Any, params: Any = None) -> Any:
       ValueError: if the state holds no average, or leaves are uncovered and
         `params` is not given.
     """
-    found = [
-        x.average
-        for x in jax.tree.leaves(opt_state, is_leaf=_is_average)
-        if _is_average(x)
-    ]
+    found = [x.average for x in tu.find_states(opt_state, AverageState)]
     if not found:
         raise ValueError(
             "opt_state holds no parameter average; add gt.polyak_average() or "

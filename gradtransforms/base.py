@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms.tree import assert_same_structure, cast
+from gradtransforms.tree import assert_same_structure, cast_like
 
 GradientTransformation = optax.GradientTransformation
 GradientTransformationExtraArgs = optax.GradientTransformationExtraArgs
@@ -64,11 +64,8 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     """
     assert_same_structure(params, updates, "params", "updates")
 
-    def add(p, u):
-        p = jnp.asarray(p)
-        return p + cast(jnp.asarray(u), p.dtype)
-
-    return jax.tree.map(add, params, updates)
+    updates = cast_like(updates, params)
+    return jax.tree.map(lambda p, u: jnp.asarray(p) + u, params, updates)
 
 
 def identity() -> GradientTransformation:

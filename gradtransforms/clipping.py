@@ -13,9 +13,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformation, GradientTransformationExtraArgs
-from gradtransforms.validation import check_positive, check_positive_int
+from gradtransforms.validation import (
+    check_positive,
+    check_positive_int,
+    check_transformation,
+)
 
 __all__ = [
     "ApplyIfFiniteState",
@@ -53,9 +57,12 @@ def clip(max_delta: float) -> GradientTransformation:
       A stateless `GradientTransformation`.
     """
     check_positive("max_delta", max_delta)
-    return _stateless(
-        lambda g: jnp.clip(g, -tm.cast_like(max_delta, g), tm.cast_like(max_delta, g))
-    )
+
+    def one(g):
+        bound = jnp.asarray(max_delta, jnp.asarray(g).dtype)
+        return jnp.clip(g, -bound, bound)
+
+    return _stateless(one)
 
 
 def _norm_factor(norm: jax.Array, max_norm: Any) -> jax.Array:
@@ -80,8 +87,8 @@ def clip_by_norm(max_norm: float) -> GradientTransformation:
     check_positive("max_norm", max_norm)
 
     def one(g):
-        factor = _norm_factor(tm.global_norm(g), max_norm)
-        return (g.astype(factor.dtype) * factor).astype(g.dtype)
+        factor = _norm_factor(tu.global_norm(g), max_norm)
+        return tu.map_widened(lambda x: x * factor, g)
 
     return _stateless(one)
 
@@ -111,13 +118,13 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     check_positive("max_norm", max_norm)
 
     def init_fn(params):
-        return ClipByGlobalNormState(global_norm=jnp.zeros_like(tm.global_norm(params)))
+        return ClipByGlobalNormState(global_norm=jnp.zeros_like(tu.global_norm(params)))
 
     def update_fn(updates, state, params=None):
         del params
-        norm = tm.global_norm(updates)
+        norm = tu.global_norm(updates)
         factor = _norm_factor(norm, max_norm)
-        out = tm.scale_tree(factor, updates)
+        out = tu.scale(factor, updates)
         return out, ClipByGlobalNormState(
             global_norm=norm.astype(state.global_norm.dtype)
         )
@@ -132,13 +139,6 @@ class ApplyIfFiniteState(NamedTuple):
     last_finite: jax.Array  # bool: whether the last step was finite
     total_notfinite: jax.Array  # int32: non-finite steps in all
     inner_state: Any
-
-
-def _all_finite(tree: Any) -> jax.Array:
-    finite = jnp.array(True)
-    for x in jax.tree.leaves(tree):
-        finite = jnp.logical_and(finite, jnp.all(jnp.isfinite(x)))
-    return finite
 
 
 def apply_if_finite(
@@ -165,6 +165,7 @@ def apply_if_finite(
     Returns:
       A `GradientTransformationExtraArgs` with `ApplyIfFiniteState`.
     """
+    check_transformation("inner", inner)
     if max_consecutive_errors is not None:
         check_positive_int("max_consecutive_errors", max_consecutive_errors)
     inner = optax.with_extra_args_support(inner)
@@ -174,26 +175,22 @@ def apply_if_finite(
         return ApplyIfFiniteState(zero, jnp.array(True), zero, inner.init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
-        finite = _all_finite(updates)
+        finite = tu.all_finite(updates)
         # Feed zeros to the inner transformation on a bad step: its outputs are
         # discarded, and zeros keep NaNs out of the branch that is not taken.
-        safe = jax.tree.map(lambda g: jnp.where(finite, g, jnp.zeros_like(g)), updates)
+        safe = tu.where(finite, updates, tu.zeros_like(updates))
         new_updates, new_inner = inner.update(
             safe, state.inner_state, params, **extra_args
         )
-        out = jax.tree.map(
-            lambda u: jnp.where(finite, u, jnp.zeros_like(u)), new_updates
-        )
-        inner_state = jax.tree.map(
-            lambda new, old: jnp.where(finite, new, old), new_inner, state.inner_state
-        )
+        out = tu.where(finite, new_updates, tu.zeros_like(new_updates))
+        inner_state = tu.where(finite, new_inner, state.inner_state)
         return out, ApplyIfFiniteState(
             notfinite_count=jnp.where(
-                finite, 0, tm.safe_increment(state.notfinite_count)
+                finite, 0, tu.safe_increment(state.notfinite_count)
             ),
             last_finite=finite,
             total_notfinite=jnp.where(
-                finite, state.total_notfinite, tm.safe_increment(state.total_notfinite)
+                finite, state.total_notfinite, tu.safe_increment(state.total_notfinite)
             ),
             inner_state=inner_state,
         )

@@ -17,11 +17,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import (
     GradientTransformation,
     GradientTransformationExtraArgs,
 )
+from gradtransforms.validation import check_transformation
 
 __all__ = [
     "InjectHyperparamsState",
@@ -30,15 +31,6 @@ __all__ = [
     "masked",
     "partition",
 ]
-
-
-def _check_transformation(tx: Any, name: str) -> None:
-    if not isinstance(tx, GradientTransformation | GradientTransformationExtraArgs):
-        if not (hasattr(tx, "init") and hasattr(tx, "update")):
-            raise TypeError(
-                f"{name} must be a GradientTransformation (an (init, update) "
-                f"pair); got {type(tx).__name__}: {tx!r}."
-            )
 
 
 def chain(*transforms: GradientTransformation) -> GradientTransformationExtraArgs:
@@ -63,12 +55,12 @@ def chain(*transforms: GradientTransformation) -> GradientTransformationExtraArg
       ...               gt.scale_by_learning_rate(1e-3))
     """
     for i, tx in enumerate(transforms):
-        _check_transformation(tx, f"chain argument {i}")
+        check_transformation(f"chain argument {i}", tx)
     inner = optax.chain(*transforms)
 
     def update_fn(updates, state, params=None, **extra_args):
         if params is not None:
-            tm.assert_same_structure(updates, params, "updates", "params")
+            tu.assert_same_structure(updates, params, "updates", "params")
         return inner.update(updates, state, params, **extra_args)
 
     return GradientTransformationExtraArgs(inner.init, update_fn)
@@ -85,7 +77,7 @@ def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
     Returns:
       The optax masked transformation (state `optax.MaskedState`).
     """
-    _check_transformation(inner, "inner")
+    check_transformation("inner", inner)
     if not callable(mask):
         bad = [
             jax.tree_util.keystr(path)
@@ -119,7 +111,7 @@ def partition(
     if not isinstance(transforms, Mapping) or not transforms:
         raise TypeError("transforms must be a non-empty mapping {label: transform}.")
     for label, tx in transforms.items():
-        _check_transformation(tx, f"transforms[{label!r}]")
+        check_transformation(f"transforms[{label!r}]", tx)
     inner = optax.partition(transforms, param_labels)
 
     def init_fn(params):
@@ -249,7 +241,7 @@ def inject_hyperparams(
                 updates, state.inner_state, params, **extra_args
             )
             return updates, InjectHyperparamsState(
-                tm.safe_increment(state.count), hp, inner_state
+                tu.safe_increment(state.count), hp, inner_state
             )
 
         return GradientTransformationExtraArgs(init_fn, update_fn)

@@ -36,13 +36,13 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformation, GradientTransformationExtraArgs
 from gradtransforms.objective import objective
 from gradtransforms.validation import (
     check_bool,
+    check_key,
     check_non_negative,
     check_positive_int,
     is_concrete_number,
@@ -58,27 +58,6 @@ __all__ = [
 
 # --------------------------------------------------------------------------
 # PRNG keys and noise
-
-
-def _is_key_array(value: Any) -> bool:
-    """A typed PRNG key (`jax.random.key`) or a raw uint32[2] key (`PRNGKey`)."""
-    dtype = getattr(value, "dtype", None)
-    shape = getattr(value, "shape", None)
-    if dtype is None or shape is None:
-        return False
-    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
-        return tuple(shape) == ()
-    return np.dtype(dtype) == np.uint32 and tuple(shape) == (2,)
-
-
-def _check_key(key: Any) -> None:
-    if isinstance(key, bool | np.bool_) or not (
-        isinstance(key, numbers.Integral) or _is_key_array(key)
-    ):
-        raise TypeError(
-            "key must be an int seed or a single PRNG key (jax.random.key(seed)); "
-            f"got {key!r}."
-        )
 
 
 def _as_key(key: Any) -> jax.Array:
@@ -207,7 +186,7 @@ def smooth_gradient(
             "num_samples must be an even int > 0 when antithetic=True "
             f"(the perturbations come in pairs ±ε); got {num_samples}."
         )
-    _check_key(key)
+    check_key("key", key, allow_seed=True)
     num_draws = num_samples // 2 if antithetic else num_samples
     static_zero = is_concrete_number(sigma) and float(sigma) == 0
     static_positive = is_concrete_number(sigma) and float(sigma) > 0
@@ -216,13 +195,8 @@ def smooth_gradient(
         eps = _normal_like(sample_key, params, num_draws)
         if antithetic:
             eps = jax.tree.map(lambda e: jnp.concatenate([e, -e]), eps)
-        grads = jax.vmap(lambda e: grad_fn(tm.tree_add_scaled(params, sigma_k, e)))(eps)
-
-        def mean(g):
-            dtype = tm.accumulation_dtype(g.dtype)
-            return jnp.mean(g.astype(dtype), axis=0).astype(g.dtype)
-
-        return jax.tree.map(mean, grads)
+        grads = jax.vmap(lambda e: grad_fn(tu.add_scale(params, sigma_k, e)))(eps)
+        return tu.map_widened(lambda g: jnp.mean(g, axis=0), grads)
 
     def init_fn(params):
         del params
@@ -238,17 +212,17 @@ def smooth_gradient(
                 "smooth_gradient.update needs params: the gradient of value_fn "
                 "is estimated around them."
             )
-        tm.assert_same_structure(updates, params, "updates", "params")
+        tu.assert_same_structure(updates, params, "updates", "params")
         next_key, sample_key = jax.random.split(state.key)
-        new_state = SmoothGradientState(tm.safe_increment(state.count), next_key)
+        new_state = SmoothGradientState(tu.safe_increment(state.count), next_key)
         if not jax.tree.leaves(params):
             return updates, new_state
 
         def plain(params):
-            return tm.tree_cast(jax.grad(f)(params), params)
+            return tu.cast_like(jax.grad(f)(params), params)
 
         def blurred(params, sigma_k):
-            return tm.tree_cast(
+            return tu.cast_like(
                 smoothed(jax.grad(f), params, sigma_k, sample_key), params
             )
 
@@ -263,7 +237,7 @@ def smooth_gradient(
             grads = jax.lax.cond(
                 sigma_k > 0, blurred, lambda p, _: plain(p), params, sigma_k
             )
-        return tm.tree_cast(grads, updates), new_state
+        return tu.cast_like(grads, updates), new_state
 
     return GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -318,7 +292,7 @@ def add_noise(
     """
     check_non_negative("eta", eta)
     check_non_negative("gamma", gamma)
-    _check_key(key)
+    check_key("key", key, allow_seed=True)
 
     def init_fn(params):
         del params
@@ -326,14 +300,14 @@ def add_noise(
 
     def update_fn(updates, state, params=None):
         del params
-        count = tm.safe_increment(state.count)  # k + 1
-        dtype = tm.tree_accumulation_dtype(updates)
+        count = tu.safe_increment(state.count)  # k + 1
+        dtype = tu.scalar_dtype(updates)
         variance = jnp.asarray(eta, dtype) / count.astype(dtype) ** jnp.asarray(
             gamma, dtype
         )
         next_key, sample_key = jax.random.split(state.key)
         noise = _normal_like(sample_key, updates)
-        updates = tm.tree_add_scaled(updates, jnp.sqrt(variance), noise)
+        updates = tu.add_scale(updates, jnp.sqrt(variance), noise)
         return updates, AddNoiseState(count=count, key=next_key)
 
     return GradientTransformation(init_fn, update_fn)

@@ -25,9 +25,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformation, GradientTransformationExtraArgs
-from gradtransforms.validation import check_positive_int
+from gradtransforms.validation import (
+    check_choice,
+    check_positive_int,
+    check_transformation,
+)
 
 __all__ = [
     "BlockCoordinateState",
@@ -78,8 +82,8 @@ def block_coordinate_descent(
     Returns:
       A `GradientTransformationExtraArgs` with `BlockCoordinateState`.
     """
-    if order not in ("cyclic", "random"):
-        raise ValueError(f"order must be 'cyclic' or 'random'; got {order!r}.")
+    check_transformation("inner", inner)
+    check_choice("order", order, ("cyclic", "random"))
     check_positive_int("steps_per_block", steps_per_block)
     inner = optax.with_extra_args_support(inner)
 
@@ -144,7 +148,7 @@ def block_coordinate_descent(
             (updates, state.inner_states),
         )
         return out, BlockCoordinateState(
-            count=tm.safe_increment(state.count),
+            count=tu.safe_increment(state.count),
             active_block=jnp.asarray(active, jnp.int32),
             inner_states=inner_states,
         )

@@ -22,8 +22,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformation, GradientTransformationExtraArgs
+from gradtransforms.validation import check_transformation
 
 __all__ = [
     "Curvature",
@@ -127,8 +128,8 @@ def curvature(fun: Callable[..., jax.Array], params: Any, *args: Any) -> Curvatu
     """
     value, grad = jax.value_and_grad(lambda p: fun(p, *args))(params)
     hg = hessian_vector_product(fun, params, grad, *args)
-    gtg = tm.tree_vdot(grad, grad)
-    gthg = tm.tree_vdot(grad, hg)
+    gtg = tu.vdot(grad, grad)
+    gthg = tu.vdot(grad, hg)
     return Curvature(value, gtg, gthg, optimal_step_size(gtg, gthg))
 
 
@@ -167,10 +168,12 @@ def monitor(
       >>> import gradtransforms as gt
       >>> tx = gt.diagnostics.monitor(gt.adam(1e-3))
     """
+    if inner is not None:
+        check_transformation("inner", inner)
     inner = optax.with_extra_args_support(inner or optax.identity())
 
     def init_fn(params):
-        zero = jnp.zeros_like(tm.global_norm(params))
+        zero = jnp.zeros_like(tu.global_norm(params))
         return MonitorState(zero, zero, zero, zero, inner.init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -178,10 +181,10 @@ def monitor(
             updates, state.inner_state, params, **extra_args
         )
         dtype = state.grad_norm.dtype
-        grad_norm = tm.global_norm(updates).astype(dtype)
-        update_norm = tm.global_norm(out).astype(dtype)
+        grad_norm = tu.global_norm(updates).astype(dtype)
+        update_norm = tu.global_norm(out).astype(dtype)
         param_norm = (
-            tm.global_norm(params).astype(dtype)
+            tu.global_norm(params).astype(dtype)
             if params is not None
             else jnp.zeros([], dtype)
         )
@@ -190,10 +193,6 @@ def monitor(
         return out, MonitorState(grad_norm, update_norm, param_norm, ratio, inner_state)
 
     return GradientTransformationExtraArgs(init_fn, update_fn)
-
-
-def _is_monitor(x: Any) -> bool:
-    return isinstance(x, MonitorState)
 
 
 def lookup(opt_state: Any) -> dict[str, jax.Array]:
@@ -208,12 +207,15 @@ def lookup(opt_state: Any) -> dict[str, jax.Array]:
     Raises:
       ValueError: if no `monitor` state is found.
     """
-    for x in jax.tree.leaves(opt_state, is_leaf=_is_monitor):
-        if _is_monitor(x):
-            return {
-                "grad_norm": x.grad_norm,
-                "update_norm": x.update_norm,
-                "param_norm": x.param_norm,
-                "update_ratio": x.update_ratio,
-            }
-    raise ValueError("opt_state holds no monitor state; wrap with diagnostics.monitor.")
+    found = tu.find_states(opt_state, MonitorState)
+    if not found:
+        raise ValueError(
+            "opt_state holds no monitor state; wrap with diagnostics.monitor."
+        )
+    x = found[0]
+    return {
+        "grad_norm": x.grad_norm,
+        "update_norm": x.update_norm,
+        "param_norm": x.param_norm,
+        "update_ratio": x.update_ratio,
+    }

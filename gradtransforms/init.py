@@ -63,6 +63,7 @@ from jax.nn.initializers import (
 
 from gradtransforms.nnx import LSUVLayer, lsuv
 from gradtransforms.validation import (
+    check_float_dtype,
     check_positive,
     check_positive_int,
     is_concrete_number,
@@ -98,11 +99,6 @@ __all__ = [
 ]
 
 
-def _check_float_dtype(dtype: Any) -> None:
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"dtype must be a floating-point dtype; got {dtype!r}.")
-
-
 def _kernel_shape(shape: Sequence[int]) -> tuple[int, ...]:
     shape = tuple(shape)
     if len(shape) < 2:
@@ -135,7 +131,7 @@ def fan_in_uniform(dtype: Any = jnp.float32) -> Initializer:
       >>> bool(abs(w).max() <= 0.1)
       True
     """
-    _check_float_dtype(dtype)
+    check_float_dtype("dtype", dtype)
     return variance_scaling(1.0 / 3.0, "fan_in", "uniform", dtype=dtype)
 
 
@@ -172,7 +168,7 @@ def sparse(
     """
     check_positive_int("num_nonzero", num_nonzero)
     check_positive("stddev", stddev)
-    _check_float_dtype(dtype)
+    check_float_dtype("dtype", dtype)
 
     def init(
         key: jax.Array,
@@ -183,7 +179,7 @@ def sparse(
         if out_sharding is not None:
             raise NotImplementedError("sparse does not support out_sharding.")
         dtype = jnp.float32 if dtype is None else dtype
-        _check_float_dtype(dtype)
+        check_float_dtype("dtype", dtype)
         shape = _kernel_shape(shape)
         fan_in, fan_out = math.prod(shape[:-1]), shape[-1]
         if num_nonzero > fan_in:
@@ -310,7 +306,7 @@ def orthogonal(
     """
     g = calculate_gain(gain) if isinstance(gain, str) else gain
     check_positive("gain", g)
-    _check_float_dtype(dtype)
+    check_float_dtype("dtype", dtype)
     if isinstance(column_axis, bool) or not isinstance(column_axis, int):
         raise TypeError(f"column_axis must be an int; got {column_axis!r}.")
     return jax.nn.initializers.orthogonal(
@@ -345,7 +341,7 @@ def output_bias_from_marginals(
       >>> [round(float(p), 3) for p in jax.nn.softmax(b)]
       [0.3, 0.6, 0.1]
     """
-    _check_float_dtype(dtype)
+    check_float_dtype("dtype", dtype)
     try:
         c = np.asarray(class_frequencies)
     except (TypeError, ValueError) as e:

@@ -12,9 +12,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformation
-from gradtransforms.validation import check_unit_interval
+from gradtransforms.validation import check_bool, check_unit_interval
 
 __all__ = ["EmaState", "TraceState", "ema", "trace"]
 
@@ -51,28 +51,24 @@ def trace(
       A `GradientTransformation` with `TraceState`.
     """
     check_unit_interval("decay", decay)
+    check_bool("nesterov", nesterov)
 
     def init_fn(params):
-        return TraceState(trace=tm.zeros_like(params, accumulator_dtype))
+        return TraceState(trace=tu.zeros_like(params, accumulator_dtype))
 
     def update_fn(updates, state, params=None):
         del params
 
-        alpha = tm.per_dtype(lambda dt: jnp.asarray(decay, dt))
+        alpha = tu.per_dtype(lambda dt: jnp.asarray(decay, dt))
 
-        def velocity(g, m):
-            dtype = tm.accumulation_dtype(m.dtype)
-            return alpha(dtype) * tm.cast(m, dtype) + tm.cast(g, dtype)
+        def velocity(m, g):  # in the accumulation dtype of m
+            return alpha(m.dtype) * m + g
 
-        new_trace = jax.tree.map(
-            lambda g, m: tm.cast(velocity(g, m), m.dtype), updates, state.trace
-        )
+        new_trace = tu.map_widened(velocity, state.trace, updates)
         if nesterov:
-            out = jax.tree.map(
-                lambda g, m: tm.cast(velocity(g, m), g.dtype), updates, new_trace
-            )
+            out = tu.map_widened(velocity, new_trace, updates, out_like=updates)
         else:
-            out = tm.tree_cast(new_trace, updates)
+            out = tu.cast_like(new_trace, updates)
         return out, TraceState(trace=new_trace)
 
     return GradientTransformation(init_fn, update_fn)
@@ -104,18 +100,19 @@ def ema(
       A `GradientTransformation` with `EmaState`.
     """
     check_unit_interval("decay", decay)
+    check_bool("debias", debias)
 
     def init_fn(params):
         return EmaState(
             count=jnp.zeros([], jnp.int32),
-            ema=tm.zeros_like(params, accumulator_dtype),
+            ema=tu.zeros_like(params, accumulator_dtype),
         )
 
     def update_fn(updates, state, params=None):
         del params
-        count = tm.safe_increment(state.count)
-        new_ema = tm.update_moment(updates, state.ema, decay, 1)
-        out = tm.bias_correction(new_ema, decay, count) if debias else new_ema
-        return tm.tree_cast(out, updates), EmaState(count=count, ema=new_ema)
+        count = tu.safe_increment(state.count)
+        new_ema = tu.update_moment(updates, state.ema, decay, 1)
+        out = tu.bias_correction(new_ema, decay, count) if debias else new_ema
+        return tu.cast_like(out, updates), EmaState(count=count, ema=new_ema)
 
     return GradientTransformation(init_fn, update_fn)

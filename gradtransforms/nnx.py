@@ -8,6 +8,8 @@ Everything else in the library works on plain pytrees; these two work on
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -17,6 +19,7 @@ import jax.numpy as jnp
 
 from gradtransforms.averaging import averaged_params
 from gradtransforms.validation import (
+    check_bool,
     check_non_negative,
     check_positive,
     check_positive_int,
@@ -65,6 +68,93 @@ def _path_str(path: tuple) -> str:
     return "/".join(str(p) for p in path) or "<model>"
 
 
+class _Recording(NamedTuple):
+    """The measuring pass in progress: which layers to record, and what they gave."""
+
+    paths: dict[int, str]  # id(layer) -> its path
+    outputs: dict[str, Any]  # path -> the layer's first output, in call order
+    active: set[int]  # layers inside their own __call__ (record the outermost)
+
+
+_recording: contextvars.ContextVar[_Recording | None] = contextvars.ContextVar(
+    "gradtransforms_lsuv_recording", default=None
+)
+
+
+@functools.cache
+def _recording_subclass(cls: type) -> type:
+    """`cls` with a `__call__` that records its output in the active `_Recording`."""
+
+    def __call__(self, *args, **kwargs):
+        rec = _recording.get()
+        if rec is None or id(self) in rec.active:
+            return super(recording, self).__call__(*args, **kwargs)
+        rec.active.add(id(self))
+        try:
+            out = super(recording, self).__call__(*args, **kwargs)
+        finally:
+            rec.active.discard(id(self))
+        path = rec.paths.get(id(self))
+        if path is not None and path not in rec.outputs:
+            rec.outputs[path] = out
+        return out
+
+    recording = type(cls.__name__, (cls,), {"__call__": __call__})
+    return recording
+
+
+def _measure(forward: Callable, layer_types: tuple[type, ...]) -> Callable:
+    """`measure(model, x) -> {path: std}` of each layer's first output, by call."""
+    from flax import nnx
+
+    def measure(model: Any, x: Any) -> dict[str, jax.Array]:
+        layers = [m for _, m in nnx.iter_modules(model) if isinstance(m, layer_types)]
+        paths = {
+            id(m): _path_str(p)
+            for p, m in nnx.iter_modules(model)
+            if isinstance(m, layer_types)
+        }
+        rec = _Recording(paths, {}, set())
+        classes = [(m, type(m)) for m in layers]
+        token = _recording.set(rec)
+        try:
+            for m, cls in classes:  # this model's layers only, for this pass only
+                object.__setattr__(m, "__class__", _recording_subclass(cls))
+            forward(model, x)
+        finally:
+            for m, cls in classes:
+                object.__setattr__(m, "__class__", cls)
+            _recording.reset(token)
+        return {p: jnp.std(jnp.asarray(y, jnp.float32)) for p, y in rec.outputs.items()}
+
+    return measure
+
+
+def _check_layers(model: Any, layer_types: Any) -> tuple[tuple[type, ...], dict]:
+    """The layer classes to rescale and the model's layers of those classes."""
+    from flax import nnx
+
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"model must be a flax.nnx.Module; got {type(model)!r}.")
+    if layer_types is None:
+        layer_types = (nnx.Linear, nnx.Conv)
+    if not isinstance(layer_types, tuple) or not all(
+        isinstance(t, type) and issubclass(t, nnx.Module) for t in layer_types
+    ):
+        raise TypeError(
+            f"layer_types must be a tuple of nnx.Module classes; got {layer_types!r}."
+        )
+    layers = {
+        _path_str(p): m
+        for p, m in nnx.iter_modules(model)
+        if isinstance(m, layer_types)
+    }
+    for path, m in layers.items():
+        if not isinstance(getattr(m, "kernel", None), nnx.Param):
+            raise TypeError(f"layer {path} has no `kernel` Param to rescale.")
+    return layer_types, layers
+
+
 def lsuv(
     model: Any,
     x: Any,
@@ -97,9 +187,10 @@ def lsuv(
     Only the kernels change. The model runs in its current mode (call
     `model.train()` or `model.eval()` first); every non-parameter variable
     (BatchNorm running statistics, RNG counters) is restored afterwards. The
-    layers' outputs are recorded by wrapping their classes' `__call__` while the
-    forward pass is traced (as `flax.nnx.capture` does), so do not call the
-    model from another thread meanwhile. The measuring pass is compiled once
+    layers' outputs are recorded by giving each layer of the model, for the
+    duration of the measuring pass only, a subclass of its own class whose
+    `__call__` records the output; no class is changed, so other models and
+    threads are not affected. The measuring pass is compiled once
     with `nnx.jit` and rerun after each rescaling.
 
     Args:
@@ -132,80 +223,17 @@ def lsuv(
     check_positive("target_std", target_std)
     check_non_negative("tol", tol)
     check_positive_int("max_iters", max_iters)
-    if not isinstance(model, nnx.Module):
-        raise TypeError(f"model must be a flax.nnx.Module; got {type(model)!r}.")
-    if layer_types is None:
-        layer_types = (nnx.Linear, nnx.Conv)
-    if not isinstance(layer_types, tuple) or not all(
-        isinstance(t, type) and issubclass(t, nnx.Module) for t in layer_types
-    ):
-        raise TypeError(
-            f"layer_types must be a tuple of nnx.Module classes; got {layer_types!r}."
-        )
+    check_bool("jit", jit)
+    layer_types, layers = _check_layers(model, layer_types)
     if forward is None:
         forward = lambda m, inputs: m(inputs)
-
-    layers = {
-        _path_str(p): m
-        for p, m in nnx.iter_modules(model)
-        if isinstance(m, layer_types)
-    }
-    for path, m in layers.items():
-        if not isinstance(getattr(m, "kernel", None), nnx.Param):
-            raise TypeError(f"layer {path} has no `kernel` Param to rescale.")
-    classes = {type(m) for m in layers.values()}
-    call_order: list[str] = []
-
-    def measure(model: Any, x: Any) -> dict[str, jax.Array]:
-        """The std of each layer's first output; records the call order."""
-        paths = {
-            id(m): _path_str(p)
-            for p, m in nnx.iter_modules(model)
-            if isinstance(m, layer_types)
-        }
-        outputs: dict[str, jax.Array] = {}
-        order: list[str] = []
-        active: set[int] = set()
-
-        def wrap(call):
-            def recording_call(self, *args, **kwargs):
-                # Record the outermost call only (a subclass's __call__ may
-                # call its base's, which is wrapped too), and the first one.
-                if id(self) in active:
-                    return call(self, *args, **kwargs)
-                active.add(id(self))
-                try:
-                    out = call(self, *args, **kwargs)
-                finally:
-                    active.discard(id(self))
-                path = paths.get(id(self))
-                if path is not None and path not in outputs:
-                    order.append(path)
-                    outputs[path] = out
-                return out
-
-            return recording_call
-
-        originals = {cls: cls.__dict__.get("__call__") for cls in classes}
-        try:
-            for cls in classes:
-                cls.__call__ = wrap(cls.__call__)
-            forward(model, x)
-        finally:
-            for cls, original in originals.items():
-                if original is None:
-                    del cls.__call__
-                else:
-                    cls.__call__ = original
-        call_order[:] = order
-        return {p: jnp.std(jnp.asarray(out, jnp.float32)) for p, out in outputs.items()}
-
+    measure = _measure(forward, layer_types)
     run = nnx.jit(measure) if jit else measure
     saved = nnx.clone(nnx.state(model, nnx.Not(nnx.Param)))
     reports = []
     try:
         stds = run(model, x)
-        for path in list(call_order):
+        for path in list(stds):  # dicts keep insertion order: the call order
             s = s0 = float(stds[path])
             iterations = 0
             while abs(s - target_std) > tol * target_std and iterations < max_iters:

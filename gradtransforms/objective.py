@@ -1,20 +1,62 @@
-"""Calling the objective: the value/gradient plumbing of solvers and continuation.
+"""Calling the objective, and recording what a transformation evaluated.
 
 `value_fn(params, **fn_kwargs)` returns the value, or `(value, aux)` when
 built with `has_aux=True`; the keyword arguments that `update` receives beyond
 `value`, `grad` and `value_fn` are split as optax splits them (those named in
 `value_fn`'s signature go to it; any other one is an error).
+
+A transformation that evaluates the objective inside `update` (a line
+search, `newton`, `newton_cg`) keeps an `Evaluation` in its state: what it
+spent, and, when it evaluated $f$ and $\\nabla f$ at the parameters *after*
+its update, those values, so a solver loop (`minimize`) need not evaluate
+them again. The loop finds these records anywhere in a chain's state by their
+type, whatever the transformation that carries them.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
-__all__ = ["objective"]
+__all__ = ["Evaluation", "evaluation_property", "objective"]
+
+
+class Evaluation(NamedTuple):
+    """What one update evaluated: $f$ and $\\nabla f$ at its result, and the cost.
+
+    Carried by the states of the transformations that evaluate the objective
+    (the `evaluation` field); their `value`, `grad`, `num_fun_evals` and
+    `num_grad_evals` attributes read it.
+    """
+
+    value: Any
+    """Scalar $f$ at `params + updates` of the last update, or None when the
+    transformation does not evaluate there."""
+    grad: Any
+    """$\\nabla f$ there, like the parameters, or None when not evaluated."""
+    num_fun_evals: jax.Array
+    """int32: evaluations of $f$ made by the last update."""
+    num_grad_evals: jax.Array
+    """int32: evaluations of $\\nabla f$ made by the last update."""
+
+    @classmethod
+    def start(cls, value: Any = None, grad: Any = None) -> Evaluation:
+        """The record before the first update: nothing spent yet."""
+        zero = jnp.zeros((), jnp.int32)
+        return cls(value, grad, zero, zero)
+
+
+def evaluation_property(field: str) -> property:
+    """A read-only state attribute `state.<field>` that reads `state.evaluation`."""
+
+    def get(state: Any) -> Any:
+        return getattr(state.evaluation, field)
+
+    return property(get, doc=f"`evaluation.{field}` (see `Evaluation`).")
 
 
 def _fn_kwargs(value_fn: Callable[..., Any], extra: dict[str, Any], owner: str):

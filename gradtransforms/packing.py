@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 
 __all__ = ["PackedLayout", "packed_layout"]
 
@@ -159,7 +159,7 @@ class PackedLayout:
             buffer size); the message names the buffer.
         """
         skeleton = self.abstract()
-        tm.assert_same_structure(packed, skeleton, "packed", "the layout's buffers")
+        tu.assert_same_structure(packed, skeleton, "packed", "the layout's buffers")
         flat = dict(
             zip(self.groups, jax.tree.leaves(packed), strict=True)
         )  # groups are in the dict's flattening order
@@ -185,7 +185,7 @@ class PackedLayout:
         paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
         if treedef != self.treedef:
             skeleton = jax.tree.unflatten(self.treedef, [0] * len(self._slots))
-            tm.assert_same_structure(tree, skeleton, "tree", "the layout's params")
+            tu.assert_same_structure(tree, skeleton, "tree", "the layout's params")
             raise ValueError(  # same key paths, different node types
                 f"tree has structure {treedef}; the layout was built for "
                 f"{self.treedef}."
@@ -239,7 +239,7 @@ def packed_layout(params: Any, labels: Any = None) -> PackedLayout:
     if labels is None:
         label_leaves = [None] * len(paths_leaves)
     else:
-        tm.assert_same_structure(labels, params, "labels", "params")
+        tu.assert_same_structure(labels, params, "labels", "params")
         label_leaves = jax.tree.leaves(labels)
     slots = []
     groups: dict[tuple[str, ...], tuple[int, jnp.dtype]] = {}

@@ -15,9 +15,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformation
+from gradtransforms.combine import masked
 from gradtransforms.validation import (
+    check_bool,
+    check_callable,
     check_finite,
     check_learning_rate,
     check_non_negative,
@@ -50,7 +53,7 @@ def scale(step_size: float) -> GradientTransformation:
 
     def update_fn(updates, state, params=None):
         del params
-        return tm.scale_tree(step_size, updates), state
+        return tu.scale(step_size, updates), state
 
     return GradientTransformation(init_fn, update_fn)
 
@@ -74,8 +77,7 @@ def scale_by_schedule(
     Returns:
       A `GradientTransformation` with `ScaleByScheduleState`.
     """
-    if not callable(step_size_fn):
-        raise TypeError(f"step_size_fn must be callable; got {step_size_fn!r}.")
+    check_callable("step_size_fn", step_size_fn)
 
     def init_fn(params):
         del params
@@ -84,8 +86,8 @@ def scale_by_schedule(
     def update_fn(updates, state, params=None):
         del params
         step_size = step_size_fn(state.count)
-        return tm.scale_tree(step_size, updates), ScaleByScheduleState(
-            count=tm.safe_increment(state.count)
+        return tu.scale(step_size, updates), ScaleByScheduleState(
+            count=tu.safe_increment(state.count)
         )
 
     return GradientTransformation(init_fn, update_fn)
@@ -105,6 +107,7 @@ def scale_by_learning_rate(
       `scale(-lr)` for a number, `scale_by_schedule(-lr(k))` for a schedule.
     """
     check_learning_rate(learning_rate)
+    check_bool("flip_sign", flip_sign)
     sign = -1 if flip_sign else 1
     if callable(learning_rate):
         return scale_by_schedule(lambda count: sign * learning_rate(count))
@@ -145,17 +148,9 @@ def add_decayed_weights(
                 "update(updates, state, params)."
             )
 
-        def decayed(g, p):
-            dtype = tm.accumulation_dtype(g.dtype)
-            wd = jnp.asarray(weight_decay, dtype)
-            return (g.astype(dtype) + wd * p.astype(dtype)).astype(g.dtype)
-
-        out = jax.tree.map(decayed, updates, params)
+        wd = tu.per_dtype(lambda dt: jnp.asarray(weight_decay, dt))
+        out = tu.map_widened(lambda g, p: g + wd(g.dtype) * p, updates, params)
         return out, state
 
     tx = GradientTransformation(init_fn, update_fn)
-    if mask is None:
-        return tx
-    from gradtransforms.combine import masked
-
-    return masked(tx, mask)
+    return tx if mask is None else masked(tx, mask)

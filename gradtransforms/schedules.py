@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from gradtransforms.validation import (
+    check_bool,
     check_finite,
     check_non_negative,
     check_non_negative_int,
@@ -131,6 +132,7 @@ def exponential_decay(
     check_positive_int("transition_steps", transition_steps)
     check_positive("decay_rate", decay_rate)
     check_non_negative_int("transition_begin", transition_begin)
+    check_bool("staircase", staircase)
     if end_value is not None:
         check_finite("end_value", end_value)
 

@@ -1,10 +1,22 @@
-"""Tree maths shared by every transformation, written once.
+"""Tree maths for gradient transformations, written once (`gradtransforms.tree`).
 
-All helpers map over pytrees with `jax.tree.map`, so `None` leaves (and
-optax's `MaskedNode`) are empty subtrees that pass through untouched. Scalars
-that meet a leaf (decays, learning rates, clipping factors) are cast to that
-leaf's dtype first: nothing is silently promoted, and a float64 parameter is
-never pushed through a float32 step.
+Like `optax.tree`, every helper maps over pytrees with `jax.tree.map`, so
+`None` leaves (and optax's `MaskedNode`) are empty subtrees that pass through
+untouched; where a name is also in `optax.tree` it means the same thing.
+What this module adds is precision: statistics and scalar factors are
+computed in each leaf's *accumulation dtype* (float32 for bfloat16, float16
+and float32 leaves, float64 for float64) and rounded once, back to the
+leaf's own dtype. `map_widened` is that idiom as one function, and every
+transformation of the library is written with it: nothing is silently
+promoted, and a float64 parameter is never pushed through a float32 step.
+
+Examples:
+  >>> import jax.numpy as jnp
+  >>> from gradtransforms import tree
+  >>> m = tree.update_moment({"w": jnp.ones(2, jnp.bfloat16)},
+  ...                        {"w": jnp.zeros(2, jnp.bfloat16)}, 0.999, 1)
+  >>> m["w"].dtype  # 1 - 0.999 is computed in float32, stored in bfloat16
+  dtype(bfloat16)
 """
 
 from __future__ import annotations
@@ -19,29 +31,39 @@ from jax.flatten_util import ravel_pytree
 
 __all__ = [
     "accumulation_dtype",
+    "add_scale",
+    "all_finite",
     "assert_same_structure",
     "bias_correction",
-    "cast",
     "cast_like",
     "complement",
+    "find_states",
     "first_difference",
     "full_like",
     "global_norm",
+    "map_widened",
     "one_minus_power",
     "per_dtype",
     "ravel",
     "safe_increment",
-    "scale_tree",
-    "tree_accumulation_dtype",
-    "tree_add_scaled",
-    "tree_cast",
-    "tree_vdot",
+    "scalar_dtype",
+    "scale",
     "update_moment",
+    "vdot",
+    "where",
     "zeros_like",
 ]
 
 safe_increment = optax.safe_int32_increment
-"""Add one to an int32 counter, saturating at the largest int32."""
+"""Add one to an int32 counter, saturating at the largest int32 (optax's)."""
+
+where = optax.tree.where
+"""`where(condition, tree_x, tree_y)`: `tree_x` where the scalar `condition`
+holds, else `tree_y`, leaf by leaf (`optax.tree.where`)."""
+
+
+# --------------------------------------------------------------------------
+# Structure
 
 
 def _is_none(x: Any) -> bool:
@@ -92,6 +114,30 @@ def assert_same_structure(a: Any, b: Any, a_name: str, b_name: str) -> None:
         )
 
 
+def find_states(state: Any, kind: type | tuple[type, ...]) -> list[Any]:
+    """Every node of type `kind` inside an optimizer state, in flattening order.
+
+    Looks through `chain`, `masked`, `partition`, `inject_hyperparams` and any
+    other nesting, e.g. for the `AverageState` of an averaging link.
+
+    Args:
+      state: an optimizer state (any pytree).
+      kind: a state class, or a tuple of them.
+
+    Returns:
+      The matching nodes (an empty list when there are none).
+    """
+
+    def is_kind(x: Any) -> bool:
+        return isinstance(x, kind)
+
+    return [x for x in jax.tree.leaves(state, is_leaf=is_kind) if is_kind(x)]
+
+
+# --------------------------------------------------------------------------
+# Dtypes and widening
+
+
 def accumulation_dtype(dtype: Any) -> jnp.dtype:
     """The dtype in which statistics of a leaf of `dtype` are accumulated.
 
@@ -102,14 +148,75 @@ def accumulation_dtype(dtype: Any) -> jnp.dtype:
     return jnp.dtype(jnp.float64) if dtype.itemsize >= 8 else jnp.dtype(jnp.float32)
 
 
-def cast(x: jax.Array, dtype: Any) -> jax.Array:
+def _cast(x: jax.Array, dtype: Any) -> jax.Array:
     """`x` in `dtype`; `x` itself when it already has it (nothing traced)."""
     return x if x.dtype == dtype else x.astype(dtype)
 
 
-def cast_like(x: Any, leaf: jax.Array) -> jax.Array:
-    """`x` (a Python number or scalar array) as an array of `leaf`'s dtype."""
-    return jnp.asarray(x, dtype=jnp.asarray(leaf).dtype)
+def _dtype(x: Any) -> jnp.dtype:
+    return jnp.asarray(x).dtype
+
+
+def map_widened(
+    fn: Callable[..., jax.Array], tree: Any, *rest: Any, out_like: Any = None
+) -> Any:
+    """Apply `fn` leaf by leaf in the accumulation dtype; round each result once.
+
+    $$u_\\ell = \\operatorname{round}_{d_\\ell}\\big(f(\\bar x_\\ell, \\bar y_\\ell,
+    \\dots)\\big), \\qquad \\bar x_\\ell = x_\\ell \\text{ widened}$$
+
+    The leaves of `tree` and of each tree in `rest` are cast to
+    `accumulation_dtype` of the leaf of `tree` (float32 for bfloat16, float16
+    and float32; float64 for float64), `fn` computes there, and its result
+    is cast to the dtype $d_\\ell$ of the matching leaf of `out_like`
+    (default: `tree`). Inside `fn`, `x.dtype` is the accumulation dtype, so
+    scalar factors can be taken from a `per_dtype` cache.
+
+    Args:
+      fn: `fn(x, *ys) -> array`, on widened leaves.
+      tree: the pytree whose leaves set the accumulation dtype.
+      *rest: pytrees with the structure of `tree` (extra leaves of `fn`).
+      out_like: a pytree like `tree` whose leaves' dtypes the results take.
+
+    Returns:
+      A pytree like `tree`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from gradtransforms import tree
+      >>> g = {"w": jnp.ones(2, jnp.bfloat16)}
+      >>> tree.map_widened(lambda x: x * 1e-3 + 1.0, g)["w"].dtype
+      dtype(bfloat16)
+    """
+    like = tree if out_like is None else out_like
+
+    def one(x: Any, out: Any, *ys: Any) -> jax.Array:
+        x = jnp.asarray(x)
+        dtype = accumulation_dtype(x.dtype)
+        widened = [_cast(jnp.asarray(y), dtype) for y in ys]
+        return _cast(fn(_cast(x, dtype), *widened), _dtype(out))
+
+    return jax.tree.map(one, tree, like, *rest)
+
+
+def scalar_dtype(tree: Any) -> jnp.dtype:
+    """The accumulation dtype of the widest leaf (float32 for an empty tree).
+
+    The dtype in which scalars computed from the whole tree (inner products,
+    step sizes, objective values) are kept: float64 if any leaf is float64,
+    float32 otherwise.
+    """
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.dtype(jnp.float32)
+    return max(
+        (accumulation_dtype(_dtype(x)) for x in leaves), key=lambda d: d.itemsize
+    )
+
+
+def cast_like(tree: Any, other: Any) -> Any:
+    """Cast every leaf of `tree` to the dtype of the matching leaf of `other`."""
+    return jax.tree.map(lambda x, y: _cast(jnp.asarray(x), _dtype(y)), tree, other)
 
 
 def zeros_like(tree: Any, dtype: Any = None) -> Any:
@@ -117,29 +224,11 @@ def zeros_like(tree: Any, dtype: Any = None) -> Any:
     return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype or _dtype(x)), tree)
 
 
-def full_like(tree: Any, value: Any, dtype: Any = None) -> Any:
-    """`value` broadcast to each leaf's shape, in `dtype` or the leaf's dtype."""
+def full_like(tree: Any, fill_value: Any, dtype: Any = None) -> Any:
+    """`fill_value` broadcast to each leaf's shape, in `dtype` or the leaf's dtype."""
     return jax.tree.map(
-        lambda x: jnp.full_like(x, value, dtype=dtype or _dtype(x)), tree
+        lambda x: jnp.full_like(x, fill_value, dtype=dtype or _dtype(x)), tree
     )
-
-
-def tree_cast(tree: Any, like: Any) -> Any:
-    """Cast every leaf of `tree` to the dtype of the matching leaf of `like`."""
-    return jax.tree.map(lambda x, y: cast(jnp.asarray(x), _dtype(y)), tree, like)
-
-
-def _dtype(x: Any) -> jnp.dtype:
-    return jnp.asarray(x).dtype
-
-
-def complement(decay: Any, dtype: Any) -> jax.Array:
-    """$1 - \\beta$ in `dtype`, subtracted *before* rounding to `dtype`.
-
-    For a Python number the subtraction is exact in double precision; in
-    float32, `1 - float32(0.999)` would be off by 1.3e-5 relative.
-    """
-    return jnp.asarray(1 - decay, dtype)
 
 
 def per_dtype(fn: Callable[[jnp.dtype], Any]) -> Callable[[Any], Any]:
@@ -161,25 +250,17 @@ def per_dtype(fn: Callable[[jnp.dtype], Any]) -> Callable[[Any], Any]:
     return get
 
 
-def update_moment(updates: Any, moments: Any, decay: Any, order: int) -> Any:
-    """Exponential moving average of `updates**order`, stored in each moment's dtype.
+# --------------------------------------------------------------------------
+# Scalar factors
 
-    $$m \\leftarrow \\beta m + (1 - \\beta)\\, g^{k}$$
 
-    Computed in float32 or wider (`accumulation_dtype`) and rounded once to the
-    moment's dtype: in bfloat16, $\\beta = 0.999$ would round to 1 and
-    $1 - \\beta$ to 0.
+def complement(decay: Any, dtype: Any) -> jax.Array:
+    """$1 - \\beta$ in `dtype`, subtracted *before* rounding to `dtype`.
+
+    For a Python number the subtraction is exact in double precision; in
+    float32, `1 - float32(0.999)` would be off by 1.3e-5 relative.
     """
-    factors = per_dtype(lambda dt: (jnp.asarray(decay, dt), complement(decay, dt)))
-
-    def one(g, m):
-        dtype = accumulation_dtype(m.dtype)
-        d, one_minus_d = factors(dtype)
-        g = cast(jnp.asarray(g), dtype)
-        new = d * cast(m, dtype) + one_minus_d * (g**order if order != 1 else g)
-        return cast(new, m.dtype)
-
-    return jax.tree.map(one, updates, moments)
+    return jnp.asarray(1 - decay, dtype)
 
 
 def one_minus_power(decay: Any, count: jax.Array, dtype: Any) -> jax.Array:
@@ -194,88 +275,83 @@ def one_minus_power(decay: Any, count: jax.Array, dtype: Any) -> jax.Array:
     return -jnp.expm1(t * jnp.log1p(-complement(decay, dtype)))
 
 
-def bias_correction(moments: Any, decay: Any, count: jax.Array) -> Any:
+# --------------------------------------------------------------------------
+# Moments and linear algebra on trees
+
+
+def update_moment(updates: Any, moments: Any, decay: Any, order: int) -> Any:
+    """Exponential moving average of `updates**order`, stored in each moment's dtype.
+
+    $$m \\leftarrow \\beta m + (1 - \\beta)\\, g^{k}$$
+
+    Computed in the accumulation dtype and rounded once to the moment's dtype
+    (`optax.tree.update_moment` computes in the moment's dtype: in bfloat16,
+    $\\beta = 0.999$ would round to 1 and $1 - \\beta$ to 0).
+    """
+    factors = per_dtype(lambda dt: (jnp.asarray(decay, dt), complement(decay, dt)))
+
+    def one(m: jax.Array, g: jax.Array) -> jax.Array:
+        d, one_minus_d = factors(m.dtype)
+        return d * m + one_minus_d * (g**order if order != 1 else g)
+
+    return map_widened(one, moments, updates)
+
+
+def bias_correction(moment: Any, decay: Any, count: jax.Array) -> Any:
     """Divide each moment by $1 - \\beta^t$ (Adam's bias correction)."""
-
     correction = per_dtype(lambda dt: one_minus_power(decay, count, dt))
-
-    def one(m):
-        dtype = accumulation_dtype(m.dtype)
-        return cast(cast(m, dtype) / correction(dtype), m.dtype)
-
-    return jax.tree.map(one, moments)
+    return map_widened(lambda m: m / correction(m.dtype), moment)
 
 
-def scale_tree(scalar: Any, tree: Any) -> Any:
-    """Multiply every leaf by `scalar`, in float32 or wider, keeping leaf dtypes."""
-
+def scale(scalar: Any, tree: Any) -> Any:
+    """Multiply every leaf by `scalar`, in the accumulation dtype; leaf dtypes kept."""
     factor = per_dtype(lambda dt: jnp.asarray(scalar, dt))
+    return map_widened(lambda x: factor(x.dtype) * x, tree)
 
-    def one(x):
-        x = jnp.asarray(x)
-        dtype = accumulation_dtype(x.dtype)
-        return cast(factor(dtype) * cast(x, dtype), x.dtype)
 
-    return jax.tree.map(one, tree)
+def add_scale(tree_x: Any, scalar: Any, tree_y: Any) -> Any:
+    """$x + s\\,y$ leaf by leaf, in the accumulation dtype, in `tree_x`'s dtypes."""
+    return map_widened(
+        lambda x, y: x + jnp.asarray(scalar).astype(x.dtype) * y, tree_x, tree_y
+    )
 
 
 def global_norm(tree: Any) -> jax.Array:
-    """$\\sqrt{\\sum_\\text{leaves} \\|x\\|^2}$, accumulated in float32 (float64
-    if any leaf is float64); 0 for an empty tree."""
-    dtype = tree_accumulation_dtype(tree)
+    """$\\sqrt{\\sum_\\text{leaves} \\|x\\|^2}$, in `scalar_dtype(tree)`.
+
+    0 for an empty tree.
+    """
+    dtype = scalar_dtype(tree)
     total = jnp.zeros((), dtype)
     for x in jax.tree.leaves(tree):
         total = total + jnp.sum(jnp.square(jnp.asarray(x).astype(dtype)))
     return jnp.sqrt(total)
 
 
-def _itemsize(dtype: jnp.dtype) -> int:
-    return jnp.dtype(dtype).itemsize
-
-
-def tree_accumulation_dtype(tree: Any) -> jnp.dtype:
-    """The accumulation dtype of the widest leaf (float32 for an empty tree).
-
-    The dtype in which scalars computed from the whole tree (inner products,
-    step sizes, objective values) are kept: float64 if any leaf is float64,
-    float32 otherwise.
-    """
-    leaves = jax.tree.leaves(tree)
-    if not leaves:
-        return jnp.dtype(jnp.float32)
-    return max((accumulation_dtype(_dtype(x)) for x in leaves), key=_itemsize)
-
-
-def tree_vdot(a: Any, b: Any) -> jax.Array:
-    """$\\sum_\\text{leaves} \\langle a, b\\rangle$, in `tree_accumulation_dtype(a)`.
+def vdot(tree_x: Any, tree_y: Any) -> jax.Array:
+    """$\\sum_\\text{leaves} \\langle x, y\\rangle$, in `scalar_dtype(tree_x)`.
 
     Each leaf pair is cast to that dtype explicitly before it is multiplied
     and summed (no implicit promotion; float32 trees stay float32, float64
     trees float64). 0 for empty trees.
     """
-    dtype = tree_accumulation_dtype(a)
+    dtype = scalar_dtype(tree_x)
     total = jnp.zeros((), dtype)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    for x, y in zip(jax.tree.leaves(tree_x), jax.tree.leaves(tree_y), strict=True):
         x = jnp.asarray(x).astype(dtype)
         y = jnp.asarray(y).astype(dtype)
         total = total + jnp.sum(x * y)
     return total
 
 
-def tree_add_scaled(a: Any, scalar: Any, b: Any) -> Any:
-    """$a + s\\,b$ leaf by leaf, computed in float32 or wider, in `a`'s dtypes."""
-
-    def one(x, y):
-        x = jnp.asarray(x)
-        dtype = accumulation_dtype(x.dtype)
-        s = jnp.asarray(scalar).astype(dtype)
-        return (x.astype(dtype) + s * jnp.asarray(y).astype(dtype)).astype(x.dtype)
-
-    return jax.tree.map(one, a, b)
+def all_finite(tree: Any) -> jax.Array:
+    """True (a bool scalar) if every element of every leaf is finite."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return jnp.all(jnp.asarray(leaves)) if leaves else jnp.ones((), bool)
 
 
 def ravel(tree: Any) -> tuple[jax.Array, Any]:
-    """Flatten a pytree into one vector in `tree_accumulation_dtype(tree)`.
+    """Flatten a pytree into one vector in `scalar_dtype(tree)`.
 
     Unlike `jax.flatten_util.ravel_pytree`, mixed leaf dtypes (float32 with
     bfloat16, say) are widened explicitly instead of promoted implicitly, and
@@ -284,23 +360,12 @@ def ravel(tree: Any) -> tuple[jax.Array, Any]:
     Returns:
       `(vector, unravel)`.
     """
-    dtype = tree_accumulation_dtype(tree)
+    dtype = scalar_dtype(tree)
     flat, unravel_wide = ravel_pytree(
         jax.tree.map(lambda x: jnp.asarray(x).astype(dtype), tree)
     )
 
     def unravel(vector: jax.Array) -> Any:
-        return tree_cast(unravel_wide(vector), tree)
+        return cast_like(unravel_wide(vector), tree)
 
     return flat, unravel
-
-
-def finite_tree(tree: Any) -> jax.Array:
-    """True (a bool scalar) if every element of every leaf is finite."""
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
-    return jnp.all(jnp.asarray(leaves)) if leaves else jnp.ones((), bool)
-
-
-def int32(x: Any) -> jax.Array:
-    """`x` as an int32 scalar array (int64 never leaks in under x64)."""
-    return jnp.asarray(x, jnp.int32)

@@ -8,9 +8,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from gradtransforms.models.options import check_callable
 
-from gradtransforms.validation import check_positive_int
+from gradtransforms.validation import check_callable, check_positive_int
 
 __all__ = ["DeepLinear"]
 

@@ -6,9 +6,13 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-from gradtransforms.validation import check_positive, check_unit_interval
+from gradtransforms.validation import (
+    check_callable,
+    check_positive,
+    check_unit_interval,
+)
 
-__all__ = ["check_callable", "check_features", "check_layer_options"]
+__all__ = ["check_features", "check_layer_options"]
 
 
 def check_features(name: str, features: Any, min_len: int) -> tuple[int, ...]:
@@ -23,12 +27,6 @@ def check_features(name: str, features: Any, min_len: int) -> tuple[int, ...]:
             f"{name} must have at least {min_len} entries; got {features!r}."
         )
     return tuple(int(f) for f in features)
-
-
-def check_callable(name: str, value: Any) -> None:
-    """Require a callable (an initialiser or an activation function)."""
-    if not callable(value):
-        raise TypeError(f"{name} must be callable; got {value!r}.")
 
 
 def check_layer_options(

@@ -10,11 +10,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from gradtransforms.models.mlp import MLP
-from gradtransforms.models.options import check_callable, check_features
 
 from gradtransforms.base import apply_updates
-from gradtransforms.validation import check_non_negative_int, check_positive_int
+from gradtransforms.models.mlp import MLP
+from gradtransforms.models.options import check_features
+from gradtransforms.validation import (
+    check_callable,
+    check_non_negative_int,
+    check_positive_int,
+)
 
 __all__ = ["PretrainResult", "cross_entropy", "fit", "greedy_pretrain"]
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import gradtransforms as gt
-from gradtransforms.training.curriculum import _draw, _words_per_draw
+from gradtransforms.training.curriculum import draw as _draw
+from gradtransforms.training.curriculum import words_per_draw as _words_per_draw
 
 N = 50
 # A fixed shuffle of the difficulties, so that "easiest" is not "lowest index".

@@ -124,7 +124,7 @@ def test_newton_solves_a_quadratic_in_one_step(x64):
         x = jnp.concatenate([p["u"], p["v"]])
         return 0.5 * x @ (aj @ x) - bj @ x
 
-    params, state, _ = _run(so.newton(damping=0.0), f, params, 1)
+    params, (state, _), _ = _run(so.newton(damping=0.0), f, params, 1)
 
     np.testing.assert_allclose(params["u"], x_star[:2], rtol=1e-10)
     np.testing.assert_allclose(params["v"], x_star[2:], rtol=1e-10)
@@ -157,7 +157,7 @@ def test_damped_newton_moves_away_from_a_saddle(x64):
     # The undamped method of Algorithm 8.8 is attracted by the saddle.
     np.testing.assert_allclose(_newton_numpy(start, 10), [0.0, 0.0], atol=1e-8)
 
-    params, state, trajectory = _run(
+    params, (state, _), trajectory = _run(
         so.newton(damping=0.0), _saddle, jnp.asarray(start), 15
     )
     values = [float(_saddle(p)) for p in trajectory]

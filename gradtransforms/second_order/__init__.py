@@ -21,7 +21,11 @@ from gradtransforms.second_order.linesearch import (
     scale_by_zoom_linesearch,
 )
 from gradtransforms.second_order.minimize import MinimizeResult, minimize
-from gradtransforms.second_order.newton import NewtonState, newton
+from gradtransforms.second_order.newton import (
+    NewtonState,
+    newton,
+    scale_by_damped_newton,
+)
 from gradtransforms.second_order.newton_cg import (
     ScaleByNewtonCgState,
     newton_cg,
@@ -55,6 +59,7 @@ __all__ = [
     "scale_by_backtracking_linesearch",
     "scale_by_bfgs",
     "scale_by_conjugate_gradient",
+    "scale_by_damped_newton",
     "scale_by_lbfgs",
     "scale_by_newton_cg",
     "scale_by_quadratic_linesearch",

@@ -7,12 +7,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
 from gradtransforms.scaling import scale
 from gradtransforms.second_order.linesearch import scale_by_zoom_linesearch
-from gradtransforms.tree import int32
 from gradtransforms.validation import check_bool, check_choice, check_positive_int
 
 __all__ = [
@@ -70,37 +69,37 @@ def scale_by_conjugate_gradient(
         check_positive_int("restart_every", restart_every)
 
     def init_fn(params):
-        dtype = tm.tree_accumulation_dtype(params)
-        zeros = tm.zeros_like(params)
+        dtype = tu.scalar_dtype(params)
+        zeros = tu.zeros_like(params)
         return ScaleByConjugateGradientState(
-            int32(0), zeros, zeros, jnp.zeros((), dtype)
+            jnp.int32(0), zeros, zeros, jnp.zeros((), dtype)
         )
 
     def update_fn(updates, state, params=None, **extra):
         del params, extra
         g, g_prev, e_prev = updates, state.prev_grad, state.prev_direction
         dtype = state.beta.dtype
-        y = tm.tree_add_scaled(g, -1, g_prev)
+        y = tu.add_scale(g, -1, g_prev)
         if variant == "fletcher_reeves":
-            beta = tm.tree_vdot(g, g) / tm.tree_vdot(g_prev, g_prev)
+            beta = tu.vdot(g, g) / tu.vdot(g_prev, g_prev)
         elif variant == "polak_ribiere":
-            beta = jnp.maximum(tm.tree_vdot(g, y) / tm.tree_vdot(g_prev, g_prev), 0)
+            beta = jnp.maximum(tu.vdot(g, y) / tu.vdot(g_prev, g_prev), 0)
         else:  # ρ_{t-1} = -e_{t-1}
-            beta = jnp.maximum(tm.tree_vdot(g, y) / -tm.tree_vdot(e_prev, y), 0)
+            beta = jnp.maximum(tu.vdot(g, y) / -tu.vdot(e_prev, y), 0)
         beta = beta.astype(dtype)
         restart = (state.count == 0) | ~jnp.isfinite(beta)
         if restart_every is not None:
             restart |= state.count % restart_every == 0
         beta = jnp.where(restart, jnp.zeros_like(beta), beta)
-        direction = tm.tree_add_scaled(g, beta, e_prev)
+        direction = tu.add_scale(g, beta, e_prev)
         # -direction must be a descent direction: <g, direction> > 0.
-        descent = tm.tree_vdot(g, direction) > 0
+        descent = tu.vdot(g, direction) > 0
         beta = jnp.where(descent, beta, jnp.zeros_like(beta))
-        direction = jax.tree.map(lambda d, x: jnp.where(descent, d, x), direction, g)
+        direction = tu.where(descent, direction, g)
         new_state = ScaleByConjugateGradientState(
-            count=tm.safe_increment(state.count),
-            prev_grad=tm.tree_cast(g, state.prev_grad),
-            prev_direction=tm.tree_cast(direction, state.prev_direction),
+            count=tu.safe_increment(state.count),
+            prev_grad=tu.cast_like(g, state.prev_grad),
+            prev_direction=tu.cast_like(direction, state.prev_direction),
             beta=beta,
         )
         return direction, new_state

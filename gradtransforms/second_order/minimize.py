@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -9,19 +11,20 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import (
     GradientTransformation,
     GradientTransformationExtraArgs,
     apply_updates,
 )
-from gradtransforms.second_order.linesearch import (
-    ScaleByBacktrackingLinesearchState,
-    ScaleByZoomLinesearchState,
+from gradtransforms.objective import Evaluation
+from gradtransforms.validation import (
+    check_bool,
+    check_callable,
+    check_non_negative,
+    check_positive_int,
+    check_transformation,
 )
-from gradtransforms.second_order.newton import NewtonState
-from gradtransforms.tree import int32
-from gradtransforms.validation import check_bool, check_non_negative, check_positive_int
 
 __all__ = ["MinimizeResult", "minimize"]
 
@@ -40,59 +43,43 @@ class MinimizeResult(NamedTuple):
     state: Any  # the optimizer's final state
 
 
-# States whose `value` and `grad` are f and ∇f at the parameters *after* the
-# update they produced (a line search's accepted point; Newton's accepted
-# trial), so the loop need not evaluate them again.
-_EVALUATING_STATES = (
-    ScaleByZoomLinesearchState,
-    ScaleByBacktrackingLinesearchState,
-    NewtonState,
+def _from_optax(node: Any) -> Evaluation:
+    """optax's line-search states carry no `Evaluation`: read theirs from `info`."""
+    n = jnp.asarray(node.info.num_linesearch_steps, jnp.int32)
+    if isinstance(node, optax.ScaleByZoomLinesearchState):
+        return Evaluation(node.value, node.grad, n, n)
+    grad_evals = jnp.int32(0 if node.grad is None else 1)
+    return Evaluation(node.value, node.grad, n, grad_evals)
+
+
+_OPTAX_LINESEARCHES = (
     optax.ScaleByZoomLinesearchState,
     optax.ScaleByBacktrackingLinesearchState,
 )
 
 
-def _is_counting(node: Any) -> bool:
-    fields = getattr(node, "_fields", ())
-    return ("num_fun_evals" in fields and "num_grad_evals" in fields) or isinstance(
-        node,
-        optax.ScaleByZoomLinesearchState | optax.ScaleByBacktrackingLinesearchState,
-    )
+def _evaluations(state: Any) -> list[Evaluation]:
+    """The `Evaluation` records of the last update, anywhere in the state."""
+    ours = tu.find_states(state, Evaluation)
+    return ours + [_from_optax(n) for n in tu.find_states(state, _OPTAX_LINESEARCHES)]
 
 
-def _evaluation_counts(state: Any) -> tuple[jax.Array, jax.Array]:
-    """Evaluations of f and ∇f made inside the optimizer by the last update.
-
-    Our transformations report them as `num_fun_evals` / `num_grad_evals`
-    state fields; optax's line searches as `info.num_linesearch_steps`.
-    """
-    fun_evals, grad_evals = int32(0), int32(0)
-    for node in jax.tree.leaves(state, is_leaf=_is_counting):
-        if isinstance(node, optax.ScaleByZoomLinesearchState):
-            n = int32(node.info.num_linesearch_steps)
-            fun_evals, grad_evals = fun_evals + n, grad_evals + n
-        elif isinstance(node, optax.ScaleByBacktrackingLinesearchState):
-            fun_evals += int32(node.info.num_linesearch_steps)
-            grad_evals += int32(0 if node.grad is None else 1)
-        elif _is_counting(node):
-            fun_evals += int32(node.num_fun_evals)
-            grad_evals += int32(node.num_grad_evals)
+def _evaluation_counts(records: list[Evaluation]) -> tuple[jax.Array, jax.Array]:
+    """Evaluations of f and ∇f made inside the optimizer by the last update."""
+    fun_evals, grad_evals = jnp.int32(0), jnp.int32(0)
+    for r in records:
+        fun_evals += jnp.asarray(r.num_fun_evals, jnp.int32)
+        grad_evals += jnp.asarray(r.num_grad_evals, jnp.int32)
     return fun_evals, grad_evals
 
 
-def _stored_evaluation(state: Any, params: Any) -> tuple[Any, Any] | None:
-    """(value, grad) at the new params from the optimizer's state, if it has them."""
-    nodes = [
-        node
-        for node in jax.tree.leaves(
-            state, is_leaf=lambda x: isinstance(x, _EVALUATING_STATES)
-        )
-        if isinstance(node, _EVALUATING_STATES)
-    ]
-    if len(nodes) != 1 or nodes[0].grad is None:
+def _stored_evaluation(records: list[Evaluation], params: Any) -> Any:
+    """(value, grad) at the new params from the records, if exactly one has them."""
+    evaluated = [r for r in records if r.value is not None]
+    if len(evaluated) != 1 or evaluated[0].grad is None:
         return None
-    value, grad = nodes[0].value, nodes[0].grad
-    if tm.first_difference(grad, params) is not None:
+    value, grad = evaluated[0].value, evaluated[0].grad
+    if tu.first_difference(grad, params) is not None:
         return None
     return value, grad
 
@@ -108,16 +95,55 @@ class _Carry(NamedTuple):
     num_grad_evals: jax.Array
 
 
+class _Optimizer(NamedTuple):
+    """What the loop needs of the optimizer (rebuilt from weak references)."""
+
+    init: Callable[..., Any]
+    update: Callable[..., Any]
+    extra_args: bool  # update takes value=, grad=, value_fn=
+
+
+_solvers: dict[tuple, Callable[..., MinimizeResult]] = {}
+"""Compiled solvers, by weak references to `fun`, `optimizer.init` and
+`optimizer.update` (and two flags). The compiled solver reaches them through
+the same weak references, so an entry holds none of the user's objects alive,
+and it is dropped when any of them is garbage-collected."""
+
+
+def _compiled_solver(fun, optimizer, has_aux) -> Callable[..., MinimizeResult]:
+    """`jit(_solve)` for these objects: built once, reused while they live."""
+    extra_args = isinstance(optimizer, GradientTransformationExtraArgs)
+    parts = (fun, optimizer.init, optimizer.update)
+    try:
+        refs = tuple(weakref.ref(x) for x in parts)
+    except TypeError:  # not weakly referenceable: compile for this call only
+        opt = _Optimizer(optimizer.init, optimizer.update, extra_args)
+        return jax.jit(functools.partial(_solve, fun, opt, has_aux))
+    key = (*refs, extra_args, has_aux)
+    solver = _solvers.get(key)
+    if solver is None:
+
+        def solve(init_params, max_steps, tol):
+            fun_, init, update = (ref() for ref in refs)
+            opt = _Optimizer(init, update, extra_args)
+            return _solve(fun_, opt, has_aux, init_params, max_steps, tol)
+
+        solver = _solvers[key] = jax.jit(solve)
+        for part in parts:
+            weakref.finalize(part, _solvers.pop, key, None)
+    return solver
+
+
 def _solve(fun, optimizer, has_aux, init_params, max_steps, tol):
     value_and_grad = jax.value_and_grad(fun, has_aux=has_aux)
 
     def evaluate(params):
         value, grad = value_and_grad(params)
         value = value[0] if has_aux else value
-        return jnp.asarray(value), tm.tree_cast(grad, params)
+        return jnp.asarray(value), tu.cast_like(grad, params)
 
     value_fn = (lambda p: fun(p)[0]) if has_aux else fun
-    extra_args = isinstance(optimizer, GradientTransformationExtraArgs)
+    extra_args = optimizer.extra_args
 
     def cond_fn(c: _Carry) -> jax.Array:
         return (c.num_steps < max_steps) & (c.grad_norm > tol) & jnp.isfinite(c.value)
@@ -130,22 +156,23 @@ def _solve(fun, optimizer, has_aux, init_params, max_steps, tol):
         else:
             updates, state = optimizer.update(c.grad, c.state, c.params)
         params = apply_updates(c.params, updates)
-        fun_evals, grad_evals = _evaluation_counts(state)
-        stored = _stored_evaluation(state, params)
+        records = _evaluations(state)
+        fun_evals, grad_evals = _evaluation_counts(records)
+        stored = _stored_evaluation(records, params)
         if stored is None:
             value, grad = evaluate(params)
             fun_evals, grad_evals = fun_evals + 1, grad_evals + 1
         else:
             stored_value = jnp.asarray(stored[0]).astype(c.value.dtype)
-            stored_grad = tm.tree_cast(stored[1], params)
+            stored_grad = tu.cast_like(stored[1], params)
             usable = jnp.isfinite(stored_value)
 
             def fresh(_):
                 value, grad = evaluate(params)
-                return value.astype(c.value.dtype), grad, int32(1)
+                return value.astype(c.value.dtype), grad, jnp.int32(1)
 
             value, grad, extra = jax.lax.cond(
-                usable, lambda _: (stored_value, stored_grad, int32(0)), fresh, None
+                usable, lambda _: (stored_value, stored_grad, jnp.int32(0)), fresh, None
             )
             fun_evals, grad_evals = fun_evals + extra, grad_evals + extra
         return _Carry(
@@ -153,23 +180,23 @@ def _solve(fun, optimizer, has_aux, init_params, max_steps, tol):
             state=state,
             value=value.astype(c.value.dtype),
             grad=grad,
-            grad_norm=tm.global_norm(grad).astype(c.grad_norm.dtype),
+            grad_norm=tu.global_norm(grad).astype(c.grad_norm.dtype),
             num_steps=c.num_steps + 1,
             num_fun_evals=c.num_fun_evals + fun_evals,
             num_grad_evals=c.num_grad_evals + grad_evals,
         )
 
     value, grad = evaluate(init_params)
-    grad_norm = tm.global_norm(grad)
+    grad_norm = tu.global_norm(grad)
     start = _Carry(
         params=init_params,
         state=optimizer.init(init_params),
         value=value,
         grad=grad,
         grad_norm=grad_norm,
-        num_steps=int32(0),
-        num_fun_evals=int32(1),
-        num_grad_evals=int32(1),
+        num_steps=jnp.int32(0),
+        num_fun_evals=jnp.int32(1),
+        num_grad_evals=jnp.int32(1),
     )
     tol = jnp.asarray(tol).astype(grad_norm.dtype)
     end = jax.lax.while_loop(cond_fn, body_fn, start)
@@ -190,9 +217,6 @@ def _solve(fun, optimizer, has_aux, init_params, max_steps, tol):
     )
 
 
-_solve_jit = jax.jit(_solve, static_argnums=(0, 1, 2))
-
-
 def minimize(
     fun: Callable[..., Any],
     init_params: Any,
@@ -207,23 +231,25 @@ def minimize(
     $$\\theta_{t+1} = \\theta_t + u_t \\quad \\text{until } \\lVert \\nabla
     f(\\theta_t)\\rVert_2 \\le \\texttt{tol} \\text{ or } t = \\texttt{max\\_steps}$$
 
-    The whole solver is one `jax.jit`-compiled `lax.while_loop`: no Python
-    per step. It is compiled once per (`fun`, `optimizer`, `has_aux`) and
-    parameter shapes: `max_steps` and `tol` are traced, so changing them
-    does not recompile. `optimizer` is any gradtransforms or optax
-    transformation. A `GradientTransformationExtraArgs` (every optimizer of
-    `gradtransforms.second_order`, every `chain`) is called as
-    `update(grad, state, params, value=f, grad=grad, value_fn=fun)`; a plain
+    The whole solver is one `jax.jit`-compiled `lax.while_loop`: no Python per
+    step. It is compiled once per (`fun`, `optimizer`, `has_aux`) and parameter
+    shapes, and kept while `fun` and `optimizer` live (the compiled solver
+    refers to them weakly, so it never keeps them alive): `max_steps` and `tol`
+    are traced, so changing them does not recompile. `optimizer` is any
+    gradtransforms or optax transformation. A `GradientTransformationExtraArgs`
+    (every optimizer of `gradtransforms.second_order`, every `chain`) is called
+    as `update(grad, state, params, value=f, grad=grad, value_fn=fun)`; a plain
     `GradientTransformation` (first-order) as `update(grad, state, params)`.
     After each update, $f$ and $\\nabla f$ at the new point are taken from the
     optimizer's state when a line search (ours or optax's) or `newton` has
-    already evaluated them there, and evaluated otherwise; for that to be
-    right the line search must be the last link of the chain, as in every
-    alias here. The loop also stops if $f$ becomes non-finite.
+    already evaluated them there (the `Evaluation` record those states carry),
+    and evaluated otherwise; for that to be right the line search must be the
+    last link of the chain that moves the parameters, as in every alias here.
+    The loop also stops if $f$ becomes non-finite.
 
     Evaluations are counted honestly: the initial one, every line-search
-    trial and Newton trial (from the `num_fun_evals` / `num_grad_evals`
-    fields of the optimizer's states, or optax's line-search info), every
+    trial and Newton trial (from the `Evaluation` records in the optimizer's
+    state, or optax's line-search info), every
     evaluation by the loop itself, and, with `has_aux`, the final evaluation
     that produces `aux`. Hessians and Hessian-vector products (`newton`,
     `newton_cg`) are not gradient evaluations: the optimizer's state reports
@@ -253,20 +279,11 @@ def minimize(
       >>> bool(result.converged)
       True
     """
-    if not callable(fun):
-        raise TypeError(f"fun must be callable; got {fun!r}.")
-    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-        raise TypeError(
-            "optimizer must be a GradientTransformation (an (init, update) "
-            f"pair); got {type(optimizer).__name__}."
-        )
+    check_callable("fun", fun)
+    check_transformation("optimizer", optimizer)
     check_positive_int("max_steps", max_steps)
     check_non_negative("tol", tol)
     check_bool("has_aux", has_aux)
-    max_steps_array = int32(min(max_steps, jnp.iinfo(jnp.int32).max))
-    try:
-        hash((fun, optimizer))
-    except TypeError:  # unhashable: compile this call on its own
-        solve = jax.jit(lambda p, n, t: _solve(fun, optimizer, has_aux, p, n, t))
-        return solve(init_params, max_steps_array, tol)
-    return _solve_jit(fun, optimizer, has_aux, init_params, max_steps_array, tol)
+    max_steps_array = jnp.asarray(min(max_steps, jnp.iinfo(jnp.int32).max), jnp.int32)
+    solve = _compiled_solver(fun, optimizer, has_aux)
+    return solve(init_params, max_steps_array, tol)

@@ -13,13 +13,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
-from gradtransforms.objective import objective
+from gradtransforms.objective import Evaluation, evaluation_property, objective
 from gradtransforms.scaling import scale
 from gradtransforms.second_order.linesearch import scale_by_backtracking_linesearch
-from gradtransforms.tree import int32
 from gradtransforms.validation import check_bool, check_fraction, check_positive_int
 
 __all__ = ["ScaleByNewtonCgState", "newton_cg", "scale_by_newton_cg"]
@@ -31,8 +30,10 @@ class ScaleByNewtonCgState(NamedTuple):
     num_cg_steps: jax.Array  # int32: CG iterations of the last update
     negative_curvature: jax.Array  # bool: CG stopped on d'Hd <= 0
     num_hvp_evals: jax.Array  # int32: Hessian-vector products of the last update
-    num_fun_evals: jax.Array  # int32: 1, the linearisation of ∇f (evaluates f)
-    num_grad_evals: jax.Array  # int32: 1, the linearisation of ∇f
+    evaluation: Evaluation  # counts only: 1 and 1, the linearisation of ∇f
+
+    num_fun_evals = evaluation_property("num_fun_evals")
+    num_grad_evals = evaluation_property("num_grad_evals")
 
 
 def scale_by_newton_cg(
@@ -83,19 +84,19 @@ def scale_by_newton_cg(
 
     def init_fn(params):
         del params
-        zero = int32(0)
-        return ScaleByNewtonCgState(zero, jnp.zeros((), bool), zero, zero, zero)
+        zero = jnp.int32(0)
+        return ScaleByNewtonCgState(zero, jnp.zeros((), bool), zero, Evaluation.start())
 
     def update_fn(updates, state, params, *, value_fn, **extra):
         del state
         extra.pop("value", None)
         extra.pop("grad", None)
         f = objective(value_fn, extra, has_aux, "scale_by_newton_cg")
-        g = tm.tree_cast(updates, params)
-        dtype = tm.tree_accumulation_dtype(params)
+        g = tu.cast_like(updates, params)
+        dtype = tu.scalar_dtype(params)
         steps = max_cg_steps or sum(jnp.size(x) for x in jax.tree.leaves(params))
         _, hvp = jax.linearize(jax.grad(f), params)
-        g_norm = tm.global_norm(g).astype(dtype)
+        g_norm = tu.global_norm(g).astype(dtype)
         eta = jnp.minimum(0.5, jnp.sqrt(g_norm)) if cg_tol is None else cg_tol
         threshold = (eta * g_norm) ** 2
 
@@ -106,22 +107,22 @@ def scale_by_newton_cg(
 
         def body_fn(c):
             j, d, r, p, rr, _ = c
-            hp = tm.tree_cast(hvp(p), params)
-            php = tm.tree_vdot(p, hp)
+            hp = tu.cast_like(hvp(p), params)
+            php = tu.vdot(p, hp)
             negative = ~(php > 0)
             alpha = rr / jnp.where(negative, 1, php)
-            d_new = tm.tree_add_scaled(d, alpha, p)
-            r_new = tm.tree_add_scaled(r, -alpha, hp)
-            rr_new = tm.tree_vdot(r_new, r_new)
-            p_new = tm.tree_add_scaled(r_new, rr_new / rr, p)
+            d_new = tu.add_scale(d, alpha, p)
+            r_new = tu.add_scale(r, -alpha, hp)
+            rr_new = tu.vdot(r_new, r_new)
+            p_new = tu.add_scale(r_new, rr_new / rr, p)
             # Negative curvature at the first iteration (p = g): g scaled by
             # g'g / |g'Hg|, the step length the curvature's magnitude suggests.
             curvature = jnp.abs(php)
-            scaled_g = tm.scale_tree(rr / jnp.where(curvature > 0, curvature, rr), p)
-            fallback = jax.tree.map(lambda a, b: jnp.where(j == 0, a, b), scaled_g, d)
+            scaled_g = tu.scale(rr / jnp.where(curvature > 0, curvature, rr), p)
+            fallback = tu.where(j == 0, scaled_g, d)
 
             def keep(new, old):
-                return jax.tree.map(lambda a, b: jnp.where(negative, b, a), new, old)
+                return tu.where(negative, old, new)
 
             return (
                 j + 1,
@@ -132,10 +133,14 @@ def scale_by_newton_cg(
                 negative,
             )
 
-        rr0 = tm.tree_vdot(g, g)
-        start = (int32(0), tm.zeros_like(g), g, g, rr0, jnp.zeros((), bool))
+        rr0 = tu.vdot(g, g)
+        start = (jnp.int32(0), tu.zeros_like(g), g, g, rr0, jnp.zeros((), bool))
         j, d, _, _, _, negative = jax.lax.while_loop(cond_fn, body_fn, start)
-        return d, ScaleByNewtonCgState(j, negative, j, int32(1), int32(1))
+        one = jnp.int32(1)
+        evaluation = Evaluation(
+            value=None, grad=None, num_fun_evals=one, num_grad_evals=one
+        )
+        return d, ScaleByNewtonCgState(j, negative, j, evaluation)
 
     return GradientTransformationExtraArgs(init_fn, update_fn)
 

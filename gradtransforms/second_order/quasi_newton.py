@@ -18,12 +18,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
 from gradtransforms.scaling import scale, scale_by_learning_rate
 from gradtransforms.second_order.linesearch import scale_by_zoom_linesearch
-from gradtransforms.tree import int32
 from gradtransforms.validation import check_bool, check_positive_int
 
 __all__ = [
@@ -84,10 +83,10 @@ def scale_by_bfgs() -> GradientTransformationExtraArgs:
     """
 
     def init_fn(params):
-        x, _ = tm.ravel(params)
+        x, _ = tu.ravel(params)
         return ScaleByBfgsState(
-            count=int32(0),
-            num_pairs=int32(0),
+            count=jnp.int32(0),
+            num_pairs=jnp.int32(0),
             inv_hessian=jnp.eye(x.size, dtype=x.dtype),
             prev_params=jnp.zeros_like(x),
             prev_grad=jnp.zeros_like(x),
@@ -95,8 +94,8 @@ def scale_by_bfgs() -> GradientTransformationExtraArgs:
 
     def update_fn(updates, state, params, **extra):
         del extra
-        x, unravel = tm.ravel(params)
-        g = tm.ravel(tm.tree_cast(updates, params))[0].astype(x.dtype)
+        x, unravel = tu.ravel(params)
+        g = tu.ravel(tu.cast_like(updates, params))[0].astype(x.dtype)
         s, y = x - state.prev_params, g - state.prev_grad
         sy, yy = s @ y, y @ y
         accept = (state.count > 0) & _curvature_ok(sy, jnp.linalg.norm(s), jnp.sqrt(yy))
@@ -115,7 +114,7 @@ def scale_by_bfgs() -> GradientTransformationExtraArgs:
         first = _first_step_scale(jnp.linalg.norm(g)) * g
         direction = jnp.where(num_pairs > 0, direction, first)
         new_state = ScaleByBfgsState(
-            count=tm.safe_increment(state.count),
+            count=tu.safe_increment(state.count),
             num_pairs=num_pairs,
             inv_hessian=m,
             prev_params=x,
@@ -207,17 +206,17 @@ def scale_by_lbfgs(
     m = memory_size
 
     def init_fn(params):
-        dtype = tm.tree_accumulation_dtype(params)
+        dtype = tu.scalar_dtype(params)
         stacked = jax.tree.map(
             lambda x: jnp.zeros((m, *jnp.shape(x)), jnp.asarray(x).dtype), params
         )
         return ScaleByLbfgsState(
-            count=int32(0),
+            count=jnp.int32(0),
             s_memory=stacked,
             y_memory=stacked,
             rho_memory=jnp.zeros((m,), dtype),
-            prev_params=tm.zeros_like(params),
-            prev_grad=tm.zeros_like(params),
+            prev_params=tu.zeros_like(params),
+            prev_grad=tu.zeros_like(params),
         )
 
     def push(accept, memory, new):
@@ -231,13 +230,13 @@ def scale_by_lbfgs(
 
     def update_fn(updates, state, params, **extra):
         del extra
-        g = tm.tree_cast(updates, params)
+        g = tu.cast_like(updates, params)
         dtype = state.rho_memory.dtype
-        s = tm.tree_add_scaled(params, -1, state.prev_params)
-        y = tm.tree_add_scaled(g, -1, state.prev_grad)
-        sy = tm.tree_vdot(s, y).astype(dtype)
+        s = tu.add_scale(params, -1, state.prev_params)
+        y = tu.add_scale(g, -1, state.prev_grad)
+        sy = tu.vdot(s, y).astype(dtype)
         accept = (state.count > 0) & _curvature_ok(
-            sy, tm.global_norm(s).astype(dtype), tm.global_norm(y).astype(dtype)
+            sy, tu.global_norm(s).astype(dtype), tu.global_norm(y).astype(dtype)
         )
         s_mem, y_mem = push(accept, state.s_memory, s), push(accept, state.y_memory, y)
         rho_mem = push(accept, state.rho_memory, 1 / jnp.where(accept, sy, 1))
@@ -247,34 +246,34 @@ def scale_by_lbfgs(
         # empty slots have rho = 0 and zero vectors: no-ops.
         def newest_first(q, pair):
             s_i, y_i, rho_i = pair
-            alpha = rho_i * tm.tree_vdot(s_i, q).astype(dtype)
-            return tm.tree_add_scaled(q, -alpha, y_i), alpha
+            alpha = rho_i * tu.vdot(s_i, q).astype(dtype)
+            return tu.add_scale(q, -alpha, y_i), alpha
 
         q, alphas = jax.lax.scan(newest_first, g, (s_mem, y_mem, rho_mem), reverse=True)
         if scale_init_precond:
             s_n = jax.tree.map(lambda x: x[-1], s_mem)
             y_n = jax.tree.map(lambda x: x[-1], y_mem)
-            gamma = (tm.tree_vdot(s_n, y_n) / tm.tree_vdot(y_n, y_n)).astype(dtype)
+            gamma = (tu.vdot(s_n, y_n) / tu.vdot(y_n, y_n)).astype(dtype)
         else:
             gamma = jnp.ones((), dtype)
         gamma = jnp.where(
-            have_pairs, gamma, _first_step_scale(tm.global_norm(g).astype(dtype))
+            have_pairs, gamma, _first_step_scale(tu.global_norm(g).astype(dtype))
         )
 
         def oldest_first(r, pair):
             s_i, y_i, rho_i, alpha = pair
-            beta = rho_i * tm.tree_vdot(y_i, r).astype(dtype)
-            return tm.tree_add_scaled(r, alpha - beta, s_i), None
+            beta = rho_i * tu.vdot(y_i, r).astype(dtype)
+            return tu.add_scale(r, alpha - beta, s_i), None
 
         r, _ = jax.lax.scan(
-            oldest_first, tm.scale_tree(gamma, q), (s_mem, y_mem, rho_mem, alphas)
+            oldest_first, tu.scale(gamma, q), (s_mem, y_mem, rho_mem, alphas)
         )
         new_state = ScaleByLbfgsState(
-            count=tm.safe_increment(state.count),
+            count=tu.safe_increment(state.count),
             s_memory=s_mem,
             y_memory=y_mem,
             rho_memory=rho_mem,
-            prev_params=tm.tree_cast(params, state.prev_params),
+            prev_params=tu.cast_like(params, state.prev_params),
             prev_grad=g,
         )
         return r, new_state

@@ -6,17 +6,17 @@ a PRNG key, and early stopping is a state machine (`init`, `update`) whose
 state is a `NamedTuple` of arrays, so they run inside `jit` and `lax.scan`.
 """
 
+from gradtransforms.training.batches import epoch_indices, minibatches
 from gradtransforms.training.curriculum import (
     CurriculumSampler,
     curriculum_indices,
     curriculum_sampler,
 )
-from gradtransforms.training.early_stopping import (
+from gradtransforms.training.stopping import (
     EarlyStopping,
     EarlyStoppingState,
     early_stopping,
 )
-from gradtransforms.training.minibatches import epoch_indices, minibatches
 
 __all__ = [
     "CurriculumSampler",

@@ -17,19 +17,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradtransforms.validation import check_positive_int, is_concrete_number
+from gradtransforms.validation import (
+    check_fraction,
+    check_positive_int,
+    is_concrete_number,
+)
 
-__all__ = ["CurriculumSampler", "curriculum_indices", "curriculum_sampler"]
-
-
-def _check_fraction(name: str, value: Any) -> float:
-    """Require a concrete number in [0, 1]; return it as a float."""
-    if not is_concrete_number(value):
-        raise TypeError(f"{name} must be a number in [0, 1]; got {value!r}.")
-    x = float(value)
-    if not 0.0 <= x <= 1.0:  # NaN fails too
-        raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}.")
-    return x
+__all__ = [
+    "CurriculumSampler",
+    "curriculum_indices",
+    "curriculum_sampler",
+    "draw",
+    "words_per_draw",
+]
 
 
 def _check_level(name: str, value: Any, *, allow_schedule: bool) -> None:
@@ -111,11 +111,11 @@ def _uniform_below(hi: jax.Array, lo: jax.Array, bound: jax.Array) -> jax.Array:
     return ((hi % bound) * multiplier + lo % bound) % bound
 
 
-def _words_per_draw(size: int) -> int:
+def words_per_draw(size: int) -> int:
     return 3 * size + 1 if size else 0
 
 
-def _draw(words: jax.Array, num_admitted: Any, size: int) -> jax.Array:
+def draw(words: jax.Array, num_admitted: Any, size: int) -> jax.Array:
     """`size` integers from `range(k)`, `k = num_admitted >= 1`, in random order.
 
     Distinct while `k >= size` (a uniformly random subset); otherwise each of
@@ -167,16 +167,16 @@ def _curriculum_batch(
     """
     n = order.shape[0]
     num_easy = batch_size - num_hard
-    split = _words_per_draw(num_easy)
-    words = jax.random.bits(key, (split + _words_per_draw(num_hard),), jnp.uint32)
-    easy = _draw(words[:split], _num_admitted(level, n), num_easy)
-    hard = _draw(words[split:], n, num_hard)
+    split = words_per_draw(num_easy)
+    words = jax.random.bits(key, (split + words_per_draw(num_hard),), jnp.uint32)
+    easy = draw(words[:split], _num_admitted(level, n), num_easy)
+    hard = draw(words[split:], n, num_hard)
     return jnp.concatenate([order[easy], hard])
 
 
 def _num_hard(hard_fraction: Any, batch_size: int) -> int:
-    fraction = _check_fraction("hard_fraction", hard_fraction)
-    return math.floor(fraction * batch_size + 0.5)
+    check_fraction("hard_fraction", hard_fraction, closed=True, concrete=True)
+    return math.floor(float(hard_fraction) * batch_size + 0.5)
 
 
 def curriculum_indices(

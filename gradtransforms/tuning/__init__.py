@@ -39,7 +39,7 @@ from gradtransforms.tuning.space import (
     log_uniform,
     uniform,
 )
-from gradtransforms.tuning.sweep import sweep, sweeper
+from gradtransforms.tuning.sweeps import sweep, sweeper
 from gradtransforms.tuning.tpe import SearchResult, tpe_search
 from gradtransforms.tuning.trainer import Problem, make_train_fn
 

@@ -26,9 +26,9 @@ from gradtransforms.tuning.space import (
     num_configs,
     same_value,
 )
-from gradtransforms.validation import check_positive_int
+from gradtransforms.validation import check_key, check_positive_int
 
-__all__ = ["check_key", "decode", "encode", "grid", "random"]
+__all__ = ["decode", "encode", "grid", "random"]
 
 
 def _grid_values(dim: Dimension, count: int | None) -> np.ndarray:
@@ -108,24 +108,6 @@ def grid(space: Space, num: int | Mapping[str, int]) -> dict[str, jax.Array]:
         dtype = jnp.int32 if isinstance(dim, Integer | Choice) else float_dtype()
         out[name] = jnp.asarray(values, dtype)
     return out
-
-
-def check_key(name: str, key: Any) -> None:
-    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(
-        key.dtype, jax.dtypes.prng_key
-    ):
-        if key.shape != ():
-            raise ValueError(
-                f"{name} must be a single PRNG key; got shape {key.shape}."
-            )
-        return
-    if (
-        hasattr(key, "dtype")
-        and np.dtype(key.dtype) == np.uint32
-        and np.shape(key) == (2,)
-    ):
-        return
-    raise TypeError(f"{name} must be a PRNG key (jax.random.key(seed)); got {key!r}.")
 
 
 def _dimension_key(key: jax.Array, name: str) -> jax.Array:

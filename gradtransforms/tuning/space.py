@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from gradtransforms.validation import check_finite, check_int
+
 __all__ = [
     "Choice",
     "Dimension",
@@ -70,10 +72,7 @@ Space = Mapping[str, Dimension]
 
 
 def _check_real(fn: str, name: str, value: Any) -> float:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{fn}: {name} must be a finite number; got {value!r}.")
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{fn}: {name} must be a finite number; got {value!r}.")
+    check_finite(f"{fn}: {name}", value, concrete=True)
     return float(value)
 
 
@@ -139,11 +138,8 @@ def integer(low: int, high: int) -> Integer:
     Returns:
       An `Integer(low, high)`.
     """
-    for name, value in (("low", low), ("high", high)):
-        if isinstance(value, bool | np.bool_) or not isinstance(
-            value, numbers.Integral
-        ):
-            raise TypeError(f"integer: {name} must be an int; got {value!r}.")
+    check_int("integer: low", low)
+    check_int("integer: high", high)
     _check_bounds("integer", low, high)
     return Integer(int(low), int(high))
 

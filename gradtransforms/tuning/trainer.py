@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -11,12 +12,13 @@ import jax.numpy as jnp
 
 from gradtransforms.base import GradientTransformation, apply_updates
 from gradtransforms.combine import inject_hyperparams
-from gradtransforms.training.minibatches import count_examples, epoch_indices
+from gradtransforms.training.batches import count_examples, epoch_indices
 from gradtransforms.validation import check_positive_int
 
 __all__ = [
     "HyperparamSource",
     "Problem",
+    "TrainSettings",
     "Trainer",
     "build_trainer",
     "check_hyperparams",
@@ -126,53 +128,94 @@ class Trainer(NamedTuple):
     run: Callable[..., tuple[dict[str, jax.Array], Any]]
 
 
-def build_trainer(
-    problem: Problem,
-    *,
-    optimizer: Callable[..., GradientTransformation],
-    hyperparams: Any,
-    optimizer_kwargs: Mapping[str, Any] | None,
-    static_args: Iterable[str],
-    init_scale: str | None,
-    num_epochs: int,
-    batch_size: int | None,
-) -> Trainer:
-    """Validate once; return the pieces of a training run."""
-    _check_problem(problem)
-    if not callable(optimizer):
-        raise TypeError(
-            f"optimizer must be an optimizer factory such as gt.adam; got "
-            f"{optimizer!r}."
-        )
-    spec = check_hyperparams(hyperparams)
-    fixed = dict(optimizer_kwargs or {})
-    both = sorted(set(fixed) & set(spec))
-    if both:
-        raise ValueError(
-            f"optimizer_kwargs and hyperparams both set {both}; give each "
-            "optimizer argument once."
-        )
-    if init_scale is not None and not isinstance(init_scale, str):
-        raise TypeError(
-            f"init_scale must be a configuration name or None; got {init_scale!r}."
-        )
-    check_positive_int("num_epochs", num_epochs)
-    num_examples = count_examples(problem.train_data)
-    if batch_size is None:
-        batch_size, shuffle = num_examples, False
-    else:
-        check_positive_int("batch_size", batch_size)
-        if batch_size > num_examples:
-            raise ValueError(
-                f"batch_size ({batch_size}) exceeds the {num_examples} training "
-                "examples."
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """How every run of a sweep trains: the keywords of `make_train_fn`, checked once.
+
+    `sweep`, `sweeper` and `make_train_fn` take these as keyword arguments and
+    pass them on as one object.
+    """
+
+    optimizer: Callable[..., GradientTransformation]
+    hyperparams: Any
+    optimizer_kwargs: Mapping[str, Any] | None = None
+    static_args: Iterable[str] = ()
+    init_scale: str | None = None
+    num_epochs: int = 1
+    batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if not callable(self.optimizer):
+            raise TypeError(
+                f"optimizer must be an optimizer factory such as gt.adam; got "
+                f"{self.optimizer!r}."
             )
-        shuffle = True
-    inject = inject_hyperparams(optimizer, static_args=static_args)
-    loss_fn = problem.loss_fn
+        spec = check_hyperparams(self.hyperparams)
+        fixed = dict(self.optimizer_kwargs or {})
+        both = sorted(set(fixed) & set(spec))
+        if both:
+            raise ValueError(
+                f"optimizer_kwargs and hyperparams both set {both}; give each "
+                "optimizer argument once."
+            )
+        if self.init_scale is not None and not isinstance(self.init_scale, str):
+            raise TypeError(
+                "init_scale must be a configuration name or None; got "
+                f"{self.init_scale!r}."
+            )
+        check_positive_int("num_epochs", self.num_epochs)
+        if self.batch_size is not None:
+            check_positive_int("batch_size", self.batch_size)
+        # Normalised forms, so that later code reads one shape of each.
+        object.__setattr__(self, "hyperparams", spec)
+        object.__setattr__(self, "optimizer_kwargs", fixed)
+        object.__setattr__(self, "static_args", tuple(self.static_args))
+
+
+def _batching(problem: Problem, settings: TrainSettings) -> tuple[int, int, bool]:
+    """`(num_examples, batch_size, shuffle)`: full batches when `batch_size` is None."""
+    num_examples = count_examples(problem.train_data)
+    if settings.batch_size is None:
+        return num_examples, num_examples, False
+    if settings.batch_size > num_examples:
+        raise ValueError(
+            f"batch_size ({settings.batch_size}) exceeds the {num_examples} "
+            "training examples."
+        )
+    return num_examples, settings.batch_size, True
+
+
+def _optimizer_for(settings: TrainSettings, inject: Callable, config: Mapping):
+    """The injected optimizer of one configuration."""
+    kwargs = dict(settings.optimizer_kwargs)
+    for arg, source in settings.hyperparams.items():
+        kwargs[arg] = (
+            _lookup(config, source, f"hyperparams[{arg!r}]")
+            if isinstance(source, str)
+            else source(config)
+        )
+    return inject(**kwargs)
+
+
+def _validation_metrics(problem: Problem, params: Any, valid_data: Any) -> dict:
+    """`{"valid_<name>": value}` of `problem.metrics_fn` (default: the loss)."""
+    metrics_fn = problem.metrics_fn or (lambda p, b: {"loss": problem.loss_fn(p, b)})
+    values = metrics_fn(params, valid_data)
+    if not isinstance(values, Mapping):
+        raise TypeError(
+            "problem.metrics_fn must return a dict {name: scalar}; got "
+            f"{type(values).__name__}."
+        )
+    return {f"valid_{k}": v for k, v in values.items()}
+
+
+def build_trainer(problem: Problem, settings: TrainSettings) -> Trainer:
+    """Validate the problem once; return the pieces of a training run."""
+    _check_problem(problem)
+    num_examples, batch_size, shuffle = _batching(problem, settings)
+    inject = inject_hyperparams(settings.optimizer, static_args=settings.static_args)
+    grad_fn = jax.value_and_grad(problem.loss_fn)
     has_valid = problem.valid_data is not None
-    metrics_fn = problem.metrics_fn or (lambda p, b: {"loss": loss_fn(p, b)})
-    grad_fn = jax.value_and_grad(loss_fn)
 
     def init(key):
         """The initial parameters of a run with this key."""
@@ -180,20 +223,16 @@ def build_trainer(
 
     def orders(key):
         """The minibatch indices of a run with this key, `(epochs, steps, B)`."""
-        return _batch_orders(key, num_examples, batch_size, num_epochs, shuffle)
+        return _batch_orders(
+            key, num_examples, batch_size, settings.num_epochs, shuffle
+        )
 
     def run(config, params, orders, train_data, valid_data):
         """One run from its initial parameters and minibatch orders."""
-        if init_scale is not None:
-            params = _scale_weights(params, _lookup(config, init_scale, "init_scale"))
-        kwargs = dict(fixed)
-        for arg, source in spec.items():
-            kwargs[arg] = (
-                _lookup(config, source, f"hyperparams[{arg!r}]")
-                if isinstance(source, str)
-                else source(config)
-            )
-        tx = inject(**kwargs)
+        if settings.init_scale is not None:
+            scale = _lookup(config, settings.init_scale, "init_scale")
+            params = _scale_weights(params, scale)
+        tx = _optimizer_for(settings, inject, config)
 
         def step(carry, idx):
             params, opt_state = carry
@@ -206,13 +245,7 @@ def build_trainer(
             carry, losses = jax.lax.scan(step, carry, idx)
             out = {"train_loss": jnp.mean(losses)}
             if has_valid:
-                values = metrics_fn(carry[0], valid_data)
-                if not isinstance(values, Mapping):
-                    raise TypeError(
-                        "problem.metrics_fn must return a dict {name: scalar}; got "
-                        f"{type(values).__name__}."
-                    )
-                out.update({f"valid_{k}": v for k, v in values.items()})
+                out.update(_validation_metrics(problem, carry[0], valid_data))
             return carry, out
 
         carry = (params, tx.init(params))
@@ -276,8 +309,7 @@ def make_train_fn(
       of per-epoch curves of shape `(num_epochs,)` (`"train_loss"`, then
       `"valid_<name>"` for each validation metric) and the final parameters.
     """
-    trainer = build_trainer(
-        problem,
+    settings = TrainSettings(
         optimizer=optimizer,
         hyperparams=hyperparams,
         optimizer_kwargs=optimizer_kwargs,
@@ -286,6 +318,7 @@ def make_train_fn(
         num_epochs=num_epochs,
         batch_size=batch_size,
     )
+    trainer = build_trainer(problem, settings)
     train_data = jax.tree.map(jnp.asarray, problem.train_data)
     valid_data = jax.tree.map(jnp.asarray, problem.valid_data)
 

@@ -7,16 +7,15 @@ convention shared by the line searches.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
-from gradtransforms.objective import objective
-from gradtransforms.second_order.linesearch.steps import scalar, scaled_or_zero
-from gradtransforms.tree import finite_tree, int32
+from gradtransforms.objective import Evaluation, evaluation_property, objective
+from gradtransforms.second_order.linesearch.steps import scaled_or_zero
 from gradtransforms.validation import (
     check_bool,
     check_factor,
@@ -33,10 +32,12 @@ class ScaleByBacktrackingLinesearchState(NamedTuple):
 
     learning_rate: jax.Array  # scalar: the step ε* of the last update (0: failed)
     guess: jax.Array  # scalar: the first trial step of the next update
-    value: jax.Array  # scalar: f at params + updates of the last update
-    grad: Any  # like params (None unless store_grad): ∇f at that point
-    num_fun_evals: jax.Array  # int32: evaluations of f by the last update
-    num_grad_evals: jax.Array  # int32: evaluations of ∇f by the last update
+    evaluation: Evaluation  # f (and ∇f if store_grad) at params + updates
+
+    value = evaluation_property("value")
+    grad = evaluation_property("grad")
+    num_fun_evals = evaluation_property("num_fun_evals")
+    num_grad_evals = evaluation_property("num_grad_evals")
 
 
 def scale_by_backtracking_linesearch(
@@ -97,31 +98,31 @@ def scale_by_backtracking_linesearch(
     check_bool("has_aux", has_aux)
 
     def init_fn(params):
-        dtype = tm.tree_accumulation_dtype(params)
+        dtype = tu.scalar_dtype(params)
         return ScaleByBacktrackingLinesearchState(
             learning_rate=jnp.zeros((), dtype),
             guess=jnp.asarray(max_learning_rate, dtype),
-            value=jnp.asarray(jnp.inf, dtype),
-            grad=tm.zeros_like(params) if store_grad else None,
-            num_fun_evals=int32(0),
-            num_grad_evals=int32(0),
+            evaluation=Evaluation.start(
+                jnp.asarray(jnp.inf, dtype),
+                tu.zeros_like(params) if store_grad else None,
+            ),
         )
 
     def update_fn(updates, state, params, *, value, grad, value_fn, **extra):
         f = objective(value_fn, extra, has_aux, "scale_by_backtracking_linesearch")
         dtype = state.guess.dtype
-        f0 = scalar(value, dtype)
-        slope = jnp.minimum(tm.tree_vdot(updates, grad).astype(dtype), 0)
+        f0 = jnp.asarray(value).astype(dtype)
+        slope = jnp.minimum(tu.vdot(updates, grad).astype(dtype), 0)
         searchable = jnp.isfinite(f0) & jnp.isfinite(slope)
         noise = 100 * jnp.finfo(dtype).eps * jnp.abs(f0)
-        grad0 = tm.tree_cast(grad, params) if store_grad else None
+        grad0 = tu.cast_like(grad, params) if store_grad else None
 
         def evaluate(step):
-            trial = tm.tree_add_scaled(params, step, updates)
+            trial = tu.add_scale(params, step, updates)
             if store_grad:
                 fx, gx = jax.value_and_grad(f)(trial)
-                return scalar(fx, dtype), tm.tree_cast(gx, params)
-            return scalar(f(trial), dtype), None
+                return jnp.asarray(fx).astype(dtype), tu.cast_like(gx, params)
+            return jnp.asarray(f(trial)).astype(dtype), None
 
         def cond_fn(carry):
             i, _, accepted, _, _ = carry
@@ -137,23 +138,25 @@ def scale_by_backtracking_linesearch(
             in_noise = (-wanted <= noise) & (fx <= f0 + noise)
             ok = jnp.isfinite(fx) & ((fx <= f0 + wanted) | in_noise)
             if store_grad:
-                ok &= finite_tree(gx)
+                ok &= tu.all_finite(gx)
             return i + 1, step, ok, fx, gx
 
-        carry = (int32(0), state.guess, ~searchable, f0, grad0)
+        carry = (jnp.int32(0), state.guess, ~searchable, f0, grad0)
         n, step, accepted, fx, gx = jax.lax.while_loop(cond_fn, body_fn, carry)
         accepted &= searchable
         step = jnp.where(accepted, step, jnp.zeros((), dtype))
         if store_grad:
-            gx = jax.tree.map(lambda a, b: jnp.where(accepted, a, b), gx, grad0)
+            gx = tu.where(accepted, gx, grad0)
         new_guess = jnp.minimum(step * increase_factor, max_learning_rate)
         new_state = ScaleByBacktrackingLinesearchState(
             learning_rate=step,
             guess=jnp.where(accepted, new_guess, state.guess).astype(dtype),
-            value=jnp.where(accepted, fx, f0),
-            grad=gx,
-            num_fun_evals=n,
-            num_grad_evals=n if store_grad else int32(0),
+            evaluation=Evaluation(
+                value=jnp.where(accepted, fx, f0),
+                grad=gx,
+                num_fun_evals=n,
+                num_grad_evals=n if store_grad else jnp.int32(0),
+            ),
         )
         return scaled_or_zero(step, updates), new_state
 

@@ -7,11 +7,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.objective import objective
 from gradtransforms.second_order.linesearch.steps import scaled_or_zero
-from gradtransforms.tree import int32
 from gradtransforms.validation import (
     check_bool,
 )
@@ -52,20 +51,20 @@ def scale_by_quadratic_linesearch(
     check_bool("has_aux", has_aux)
 
     def init_fn(params):
-        dtype = tm.tree_accumulation_dtype(params)
-        return ScaleByQuadraticLinesearchState(jnp.zeros((), dtype), int32(0))
+        dtype = tu.scalar_dtype(params)
+        return ScaleByQuadraticLinesearchState(jnp.zeros((), dtype), jnp.int32(0))
 
     def update_fn(updates, state, params, *, grad, value_fn, **extra):
         extra.pop("value", None)
         f = objective(value_fn, extra, has_aux, "scale_by_quadratic_linesearch")
         dtype = state.learning_rate.dtype
-        u = tm.tree_cast(updates, params)
+        u = tu.cast_like(updates, params)
         _, hu = jax.jvp(jax.grad(f), (params,), (u,))
-        curvature = tm.tree_vdot(u, hu).astype(dtype)
-        slope = tm.tree_vdot(updates, grad).astype(dtype)
+        curvature = tu.vdot(u, hu).astype(dtype)
+        slope = tu.vdot(updates, grad).astype(dtype)
         step = -slope / jnp.where(curvature > 0, curvature, 1)
         step = jnp.where((curvature > 0) & jnp.isfinite(step), step, 0).astype(dtype)
-        new_state = ScaleByQuadraticLinesearchState(step, int32(1))
+        new_state = ScaleByQuadraticLinesearchState(step, jnp.int32(1))
         return scaled_or_zero(step, updates), new_state
 
     return GradientTransformationExtraArgs(init_fn, update_fn)

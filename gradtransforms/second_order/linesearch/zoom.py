@@ -12,11 +12,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradtransforms import tree as tm
+from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
-from gradtransforms.objective import objective
-from gradtransforms.second_order.linesearch.steps import scalar, scaled_or_zero
-from gradtransforms.tree import int32
+from gradtransforms.objective import Evaluation, evaluation_property, objective
+from gradtransforms.second_order.linesearch.steps import scaled_or_zero
 from gradtransforms.validation import (
     check_bool,
     check_choice,
@@ -33,12 +32,14 @@ class ScaleByZoomLinesearchState(NamedTuple):
     """State of `scale_by_zoom_linesearch`."""
 
     learning_rate: jax.Array  # scalar: the step ε* of the last update (0: failed)
-    value: jax.Array  # scalar: f at params + updates of the last update
-    grad: Any  # like params: ∇f at that point
     prev_value: jax.Array  # scalar: f at the params of the last update
     wolfe: jax.Array  # bool: the last step satisfies the strong Wolfe conditions
-    num_fun_evals: jax.Array  # int32: evaluations of f by the last update
-    num_grad_evals: jax.Array  # int32: evaluations of ∇f by the last update
+    evaluation: Evaluation  # f and ∇f at params + updates, and the trials made
+
+    value = evaluation_property("value")
+    grad = evaluation_property("grad")
+    num_fun_evals = evaluation_property("num_fun_evals")
+    num_grad_evals = evaluation_property("num_grad_evals")
 
 
 class _Zoom(NamedTuple):
@@ -76,6 +77,90 @@ def _next_in_bracket(lo, f_lo, d_lo, hi, f_hi, d_hi):
     margin = 0.1 * (right - left)
     inside = jnp.isfinite(x) & (x >= left + margin) & (x <= right - margin)
     return jnp.where(inside, x, 0.5 * (lo + hi))
+
+
+class _Settings(NamedTuple):
+    """The search's fixed settings (validated by `scale_by_zoom_linesearch`)."""
+
+    max_steps: int
+    max_step: float
+    increase_factor: float
+    slope_rtol: float
+    curv_rtol: float
+    initial_guess_strategy: str
+
+
+class _Line(NamedTuple):
+    """What one update knows about the line before its first trial."""
+
+    f0: jax.Array  # f at the start
+    d0: jax.Array  # the slope <u, g> at the start (< 0 for a descent direction)
+    noise: jax.Array  # 100 ε_mach |f0|: decreases below this are rounding
+
+
+def _first_trial(
+    settings: _Settings, state: Any, line: _Line, updates: Any
+) -> jax.Array:
+    """The first trial step: 1, the last accepted step, or N&W eq. 3.60."""
+    one = jnp.ones((), line.f0.dtype)
+    if settings.initial_guess_strategy == "one":
+        guess = one
+    elif settings.initial_guess_strategy == "keep":
+        guess = jnp.where(state.learning_rate > 0, state.learning_rate, one)
+    else:
+        quad = 2.02 * (line.f0 - state.prev_value) / line.d0
+        first = jnp.minimum(one, 1 / tu.global_norm(updates).astype(line.f0.dtype))
+        guess = jnp.where(jnp.isfinite(quad) & (quad > 0), quad, one)
+        guess = jnp.where(jnp.isfinite(state.prev_value), guess, first)
+        guess = jnp.minimum(guess, one)
+    return jnp.minimum(guess, settings.max_step).astype(line.f0.dtype)
+
+
+def _zoom_step(
+    settings: _Settings, line: _Line, c: _Zoom, fa: jax.Array, da: jax.Array, ga: Any
+) -> _Zoom:
+    """Update the bracket with the trial `c.trial` (value `fa`, slope `da`)."""
+    a, dtype = c.trial, line.f0.dtype
+    finite = jnp.isfinite(fa) & jnp.isfinite(da)
+    # Sufficient decrease, and lower than the best point so far. When the
+    # decrease asked for is below rounding, a value within rounding of the
+    # best so far counts as one (Hager & Zhang's approximate Wolfe
+    # conditions): the slopes then decide.
+    c1_decrease = settings.slope_rtol * a * line.d0
+    flat = (fa <= c.f_lo + line.noise) & (-c1_decrease <= line.noise)
+    sufficient = (fa <= line.f0 + c1_decrease) & (fa < c.f_lo)
+    good = finite & (sufficient | flat)
+    curvature = jnp.abs(da) <= settings.curv_rtol * jnp.abs(line.d0)
+    wolfe = good & curvature
+    # The far end moves back to the old `lo` when the slope at the new `lo`
+    # points towards it (Alg. 3.5, phi' >= 0; Alg. 3.6, last test).
+    towards = jnp.where(c.zooming, da * (c.hi - c.lo) >= 0, da >= 0)
+    hi_is_old_lo = good & ~curvature & towards
+    hi_is_a = ~good
+    at_cap = ~c.zooming & good & ~curvature & ~towards & (a >= settings.max_step)
+    zooming = c.zooming | hi_is_a | hi_is_old_lo
+
+    def pick(new, old_lo, old):
+        return jnp.where(hi_is_a, new, jnp.where(hi_is_old_lo, old_lo, old))
+
+    hi, f_hi, d_hi = (
+        pick(a, c.lo, c.hi),
+        pick(fa, c.f_lo, c.f_hi),
+        pick(da, c.d_lo, c.d_hi),
+    )
+    lo = jnp.where(good, a, c.lo)
+    f_lo = jnp.where(good, fa, c.f_lo)
+    d_lo = jnp.where(good, da, c.d_lo)
+    g_lo = tu.where(good, ga, c.g_lo)
+    grown = jnp.minimum(a * settings.increase_factor, settings.max_step).astype(dtype)
+    trial = jnp.where(zooming, _next_in_bracket(lo, f_lo, d_lo, hi, f_hi, d_hi), grown)
+    count = c.count + 1
+    tiny = jnp.abs(hi - lo) <= jnp.finfo(dtype).eps * jnp.maximum(lo, hi)
+    done = wolfe | at_cap | (count >= settings.max_steps) | (zooming & tiny)
+    return _Zoom(
+        count, done, zooming, trial.astype(dtype), lo, f_lo, d_lo, g_lo,
+        hi, f_hi, d_hi, wolfe,
+    )  # fmt: skip
 
 
 def scale_by_zoom_linesearch(
@@ -147,113 +232,61 @@ def scale_by_zoom_linesearch(
         "initial_guess_strategy", initial_guess_strategy, ("one", "keep", "quadratic")
     )
     check_bool("has_aux", has_aux)
-    max_step = jnp.inf if max_learning_rate is None else max_learning_rate
+    settings = _Settings(
+        max_steps=max_linesearch_steps,
+        max_step=jnp.inf if max_learning_rate is None else max_learning_rate,
+        increase_factor=increase_factor,
+        slope_rtol=slope_rtol,
+        curv_rtol=curv_rtol,
+        initial_guess_strategy=initial_guess_strategy,
+    )
 
     def init_fn(params):
-        dtype = tm.tree_accumulation_dtype(params)
+        dtype = tu.scalar_dtype(params)
         return ScaleByZoomLinesearchState(
             learning_rate=jnp.ones((), dtype),
-            value=jnp.asarray(jnp.inf, dtype),
-            grad=tm.zeros_like(params),
             prev_value=jnp.asarray(jnp.inf, dtype),
             wolfe=jnp.zeros((), bool),
-            num_fun_evals=int32(0),
-            num_grad_evals=int32(0),
+            evaluation=Evaluation.start(
+                jnp.asarray(jnp.inf, dtype), tu.zeros_like(params)
+            ),
         )
-
-    def first_trial(state, f0, d0, updates):
-        one = jnp.ones((), f0.dtype)
-        if initial_guess_strategy == "one":
-            guess = one
-        elif initial_guess_strategy == "keep":
-            guess = jnp.where(state.learning_rate > 0, state.learning_rate, one)
-        else:
-            quad = 2.02 * (f0 - state.prev_value) / d0
-            first = jnp.minimum(one, 1 / tm.global_norm(updates).astype(f0.dtype))
-            guess = jnp.where(jnp.isfinite(quad) & (quad > 0), quad, one)
-            guess = jnp.where(jnp.isfinite(state.prev_value), guess, first)
-            guess = jnp.minimum(guess, one)
-        return jnp.minimum(guess, max_step).astype(f0.dtype)
 
     def update_fn(updates, state, params, *, value, grad, value_fn, **extra):
         f = objective(value_fn, extra, has_aux, "scale_by_zoom_linesearch")
-        dtype = state.value.dtype
-        f0 = scalar(value, dtype)
-        d0 = tm.tree_vdot(updates, grad).astype(dtype)
-        grad0 = tm.tree_cast(grad, params)
+        dtype = state.prev_value.dtype
+        f0 = jnp.asarray(value).astype(dtype)
+        d0 = tu.vdot(updates, grad).astype(dtype)
+        line = _Line(f0, d0, 100 * jnp.finfo(dtype).eps * jnp.abs(f0))
         descent = jnp.isfinite(f0) & jnp.isfinite(d0) & (d0 < 0)
-        zero = jnp.zeros((), dtype)
-        noise = 100 * jnp.finfo(dtype).eps * jnp.abs(f0)
 
         def body_fn(c: _Zoom) -> _Zoom:
-            a = c.trial
-            fa, ga = jax.value_and_grad(f)(tm.tree_add_scaled(params, a, updates))
-            fa = scalar(fa, dtype)
-            ga = tm.tree_cast(ga, params)
-            da = tm.tree_vdot(updates, ga).astype(dtype)
-            finite = jnp.isfinite(fa) & jnp.isfinite(da)
-            # Sufficient decrease, and lower than the best point so far. When
-            # the decrease asked for is below rounding, a value within rounding
-            # of the best so far counts as one (Hager & Zhang's approximate
-            # Wolfe conditions): the slopes then decide.
-            flat = (fa <= c.f_lo + noise) & (-slope_rtol * a * d0 <= noise)
-            sufficient = (fa <= f0 + slope_rtol * a * d0) & (fa < c.f_lo)
-            good = finite & (sufficient | flat)
-            curvature = jnp.abs(da) <= curv_rtol * jnp.abs(d0)
-            wolfe = good & curvature
-            # The far end moves back to the old `lo` when the slope at the new
-            # `lo` points towards it (Alg. 3.5, phi' >= 0; Alg. 3.6, last test).
-            towards = jnp.where(c.zooming, da * (c.hi - c.lo) >= 0, da >= 0)
-            hi_is_old_lo = good & ~curvature & towards
-            hi_is_a = ~good
-            at_cap = ~c.zooming & good & ~curvature & ~towards & (a >= max_step)
-            zooming = c.zooming | hi_is_a | hi_is_old_lo
+            fa, ga = jax.value_and_grad(f)(tu.add_scale(params, c.trial, updates))
+            ga = tu.cast_like(ga, params)
+            da = tu.vdot(updates, ga).astype(dtype)
+            return _zoom_step(settings, line, c, jnp.asarray(fa).astype(dtype), da, ga)
 
-            def pick(new, old_lo, old):
-                return jnp.where(hi_is_a, new, jnp.where(hi_is_old_lo, old_lo, old))
-
-            hi = pick(a, c.lo, c.hi)
-            f_hi = pick(fa, c.f_lo, c.f_hi)
-            d_hi = pick(da, c.d_lo, c.d_hi)
-            lo = jnp.where(good, a, c.lo)
-            f_lo = jnp.where(good, fa, c.f_lo)
-            d_lo = jnp.where(good, da, c.d_lo)
-            g_lo = jax.tree.map(lambda x, y: jnp.where(good, x, y), ga, c.g_lo)
-            grown = jnp.minimum(a * increase_factor, max_step).astype(dtype)
-            trial = jnp.where(
-                zooming, _next_in_bracket(lo, f_lo, d_lo, hi, f_hi, d_hi), grown
-            )
-            count = c.count + 1
-            tiny = jnp.abs(hi - lo) <= jnp.finfo(dtype).eps * jnp.maximum(lo, hi)
-            done = wolfe | at_cap | (count >= max_linesearch_steps) | (zooming & tiny)
-            return _Zoom(
-                count, done, zooming, trial.astype(dtype), lo, f_lo, d_lo, g_lo,
-                hi, f_hi, d_hi, wolfe,
-            )  # fmt: skip
-
+        zero, false = jnp.zeros((), dtype), jnp.zeros((), bool)
         start = _Zoom(
-            count=int32(0),
+            count=jnp.int32(0),
             done=~descent,
-            zooming=jnp.zeros((), bool),
-            trial=first_trial(state, f0, d0, updates),
+            zooming=false,
+            trial=_first_trial(settings, state, line, updates),
             lo=zero,
             f_lo=f0,
             d_lo=d0,
-            g_lo=grad0,
+            g_lo=tu.cast_like(grad, params),
             hi=zero,
             f_hi=f0,
             d_hi=d0,
-            wolfe=jnp.zeros((), bool),
+            wolfe=false,
         )
         end = jax.lax.while_loop(lambda c: ~c.done, body_fn, start)
         new_state = ScaleByZoomLinesearchState(
             learning_rate=end.lo,
-            value=end.f_lo,
-            grad=end.g_lo,
             prev_value=f0,
             wolfe=end.wolfe,
-            num_fun_evals=end.count,
-            num_grad_evals=end.count,
+            evaluation=Evaluation(end.f_lo, end.g_lo, end.count, end.count),
         )
         return scaled_or_zero(end.lo, updates), new_state
 

@@ -8,7 +8,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradtransforms.validation import check_non_negative, check_positive_int
+from gradtransforms import tree as tu
+from gradtransforms.validation import (
+    check_bool,
+    check_choice,
+    check_non_negative,
+    check_positive_int,
+)
 
 __all__ = ["EarlyStopping", "EarlyStoppingState", "early_stopping"]
 
@@ -77,8 +83,8 @@ def early_stopping(
     """
     check_positive_int("patience", patience)
     check_non_negative("min_delta", min_delta)
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max'; got {mode!r}.")
+    check_bool("keep_best_params", keep_best_params)
+    check_choice("mode", mode, ("min", "max"))
     sign = 1.0 if mode == "min" else -1.0
 
     def init(params: Any = None) -> EarlyStoppingState:
@@ -110,9 +116,7 @@ def early_stopping(
         num_bad = jnp.where(improved, 0, state.num_bad + 1)
         best_params = state.best_params
         if keep_best_params:
-            best_params = jax.tree.map(
-                lambda new, old: jnp.where(improved, new, old), params, best_params
-            )
+            best_params = tu.where(improved, params, best_params)
         return EarlyStoppingState(
             step=state.step + 1,
             best_value=jnp.where(improved, value, state.best_value),

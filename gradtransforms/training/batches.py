@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradtransforms.validation import check_positive_int
+from gradtransforms.validation import check_bool, check_positive_int
 
 __all__ = ["count_examples", "epoch_indices", "minibatches"]
 
@@ -66,6 +66,8 @@ def epoch_indices(
     """
     check_positive_int("num_examples", num_examples)
     check_positive_int("batch_size", batch_size)
+    check_bool("drop_remainder", drop_remainder)
+    check_bool("shuffle", shuffle)
     if drop_remainder and batch_size > num_examples:
         raise ValueError(
             f"batch_size ({batch_size}) exceeds num_examples ({num_examples}) with "
@@ -122,6 +124,8 @@ def minibatches(
     num_examples = count_examples(data)
     check_positive_int("batch_size", batch_size)
     check_positive_int("num_epochs", num_epochs)
+    check_bool("shuffle", shuffle)
+    check_bool("drop_remainder", drop_remainder)
     for epoch in range(num_epochs):
         epoch_key = jax.random.fold_in(key, epoch)
         order = (
