@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
 from gradtransforms.models.options import check_features, check_layer_options
 
 __all__ = ["MLP"]

@@ -9,8 +9,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from gradtransforms.models.options import check_layer_options
 
+from gradtransforms.models.options import check_layer_options
 from gradtransforms.validation import check_positive, check_positive_int
 
 __all__ = ["ResidualMLP"]
