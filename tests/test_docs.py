@@ -9,15 +9,28 @@ Markdown sources directly:
 * every public name appears in the API reference, docs/api.md, and the
   reference documents nothing that is not public;
 * every relative link in docs/**/*.md and README.md points to a file that
-  exists.
+  exists (or to a page that docs/hooks/source.py generates);
+* the home page's contents list the pages of the navigation (mkdocs.yml), in
+  its order and under its titles; the range of the textbook's algorithms is
+  stated once on its own page, agrees with that page's sections, and is not
+  repeated on the home page;
+* the package's version is the one in pyproject.toml, which the site's header
+  shows;
+* the code of the pages whose snippets form a complete program runs.
 
-The strict `mkdocs build` (broken anchors, docstring parsing) runs separately.
+The built site (maths as MathML, nothing loaded from another host, the
+header, search) is checked by tests/test_docs_site.py, which needs the `docs`
+extra.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
+import os
 import re
+import tomllib
 from pathlib import Path
 
 import optax
@@ -28,6 +41,9 @@ import gradtransforms as gt
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 API_PAGE = DOCS / "api.md"
+# Pages that docs/hooks/source.py adds when the site is built: source/index.md
+# and source/<path of a package file>.md for each file of the package.
+GENERATED_SOURCE = DOCS / "source"
 
 # Re-exported from optax unchanged: their documentation is optax's.
 PROTOCOL_TYPES = frozenset(
@@ -149,6 +165,15 @@ def _relative_links(path: Path) -> list[str]:
     return [t for t in targets if not _EXTERNAL.match(t)]
 
 
+def _link_target_exists(target: Path) -> bool:
+    if not target.is_relative_to(GENERATED_SOURCE):
+        return target.exists()
+    page = target.relative_to(GENERATED_SOURCE)
+    if page == Path("index.md"):
+        return True
+    return page.suffix == ".md" and (ROOT / page.with_suffix("")).is_file()
+
+
 def test_link_checker_finds_links():
     # Guard against a regex that silently matches nothing.
     assert "docs/api.md" in _relative_links(ROOT / "README.md")
@@ -163,7 +188,7 @@ def test_relative_links_point_to_existing_files(path):
         file_part = target.split("#", 1)[0].split("?", 1)[0]
         if not file_part:
             continue
-        if not (path.parent / file_part).exists():
+        if not _link_target_exists(Path(os.path.normpath(path.parent / file_part))):
             broken.append(target)
     assert not broken, f"{path.relative_to(ROOT)} links to missing files: {broken}"
 
@@ -176,3 +201,102 @@ def test_getting_started_repeats_the_quick_start_verbatim():
     page = (DOCS / "getting-started.md").read_text(encoding="utf-8")
     for command in commands:
         assert command in page, f"docs/getting-started.md lacks {command!r}"
+
+
+# --------------------------------------------------------------------------
+# (d) the home page follows the navigation
+
+
+def _nav() -> list:
+    yaml = pytest.importorskip("yaml", reason="PyYAML reads mkdocs.yml")
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    return config["nav"]
+
+
+def _flatten_nav(entries: list, depth: int = 0):
+    """(depth, title, page) for each entry; page is None for a section."""
+    for entry in entries:
+        ((title, value),) = entry.items()
+        if isinstance(value, list):
+            yield depth, title, None
+            yield from _flatten_nav(value, depth + 1)
+        else:
+            yield depth, title, value
+
+
+_CONTENTS_ITEM = re.compile(
+    r"^(?P<indent> *)- (?:\[(?P<title>[^\]]+)\]\((?P<page>[^)\s]+)\)"
+    r"|(?P<section>[^\[\]:]+):\s*$)"
+)
+
+
+def _home_contents() -> list[tuple[int, str, str | None]]:
+    text = (DOCS / "index.md").read_text(encoding="utf-8")
+    section = text.split("\n## Contents\n", 1)[1].split("\n## ", 1)[0]
+    items = []
+    for line in section.splitlines():
+        match = _CONTENTS_ITEM.match(line)
+        if match:
+            depth = len(match["indent"]) // 4
+            if match["section"]:
+                items.append((depth, match["section"].strip(), None))
+            else:
+                items.append((depth, match["title"], match["page"]))
+    return items
+
+
+def test_home_page_contents_follow_the_navigation():
+    nav = [item for item in _flatten_nav(_nav()) if item[2] != "index.md"]
+    contents = _home_contents()
+    assert len(nav) > 20, "the navigation was not read"
+    assert contents == nav, (
+        "the Contents of docs/index.md must list the pages of mkdocs.yml's nav "
+        "(Home excepted) in the same order, nesting and titles;\n"
+        f"only in the nav: {[i for i in nav if i not in contents]}\n"
+        f"only on the home page: {[i for i in contents if i not in nav]}"
+    )
+
+
+_ALGORITHM_RANGE = re.compile(r"Algorithms 8\.1\s*(?:–|-|to)\s*8\.(\d+)")
+
+
+def test_textbook_range_is_stated_once_and_matches_the_textbook_page():
+    textbook = (DOCS / "textbook.md").read_text(encoding="utf-8")
+    sections = re.findall(r"^## Algorithm 8\.(\d+)", textbook, flags=re.M)
+    last = max(int(n) for n in sections)
+    assert sorted({int(n) for n in sections}) == list(range(1, last + 1))
+    assert [int(n) for n in _ALGORITHM_RANGE.findall(textbook)] == [last], (
+        f"docs/textbook.md should state its range once, as Algorithms 8.1 to 8.{last}"
+    )
+    home = (DOCS / "index.md").read_text(encoding="utf-8")
+    assert not _ALGORITHM_RANGE.search(home), (
+        "docs/index.md restates the textbook's range; link to textbook.md instead"
+    )
+
+
+# --------------------------------------------------------------------------
+# (e) the version in the header
+
+
+def test_package_version_is_the_one_in_pyproject():
+    # The site's header shows pyproject's version (docs/hooks/source.py).
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        version = tomllib.load(f)["project"]["version"]
+    assert gt.__version__ == version
+
+
+# --------------------------------------------------------------------------
+# (f) the snippets of the pages written as one program run
+
+RUNNABLE_PAGES = ["models.md", "initialization.md"]
+
+
+@pytest.mark.parametrize("page", RUNNABLE_PAGES)
+def test_page_snippets_run(page):
+    text = (DOCS / page).read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", text, flags=re.M | re.S)
+    assert blocks, f"docs/{page} has no Python snippets"
+    namespace: dict = {"__name__": f"docs_{page.removesuffix('.md')}"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for i, block in enumerate(blocks):
+            exec(compile(block, f"docs/{page} (snippet {i + 1})", "exec"), namespace)
