@@ -216,8 +216,9 @@ def scale_by_adam(
 
     The defaults ($\\rho_1 = 0.9$, $\\rho_2 = 0.999$, $\\delta = 10^{-8}$
     outside the root) reproduce Algorithm 8.7 and optax's `scale_by_adam`.
-    (`seeds/001` adds a stray second-moment update after the bias
-    correction; Adam has no such step.) With `nesterov=True`,
+    (Bischl's lecture notes add a stray second-moment update after the bias
+    correction; Adam has no such step: see "Misprints in the sources" in
+    docs/textbook.md.) With `nesterov=True`,
     $\\hat s = \\rho_1 s_t / (1 - \\rho_1^{t+1}) + (1 - \\rho_1) g / (1 -
     \\rho_1^t)$ (Dozat, 2016), as in optax.
 

@@ -169,9 +169,10 @@ def adam(
 
     with the bias-corrected moments of `scale_by_adam`. Defaults reproduce
     Algorithm 8.7 ($\\varepsilon = 10^{-3}$, $\\rho_1 = 0.9$, $\\rho_2 =
-    0.999$, $\\delta = 10^{-8}$) and equal optax's. (`seeds/004` titles its Adam
-    listing "RMSProp with Nesterov" and suggests $\\rho_2 = 0.9$, $\\delta =
-    10^{-4}$; the textbook's defaults stand.)
+    0.999$, $\\delta = 10^{-8}$) and equal optax's. (Trivedi & Kondor's
+    slides title their Adam listing "RMSProp with Nesterov" and suggest
+    $\\rho_2 = 0.9$, $\\delta = 10^{-4}$; the textbook's defaults stand: see
+    "Misprints in the sources" in docs/textbook.md.)
 
     Args:
       learning_rate: $\\varepsilon > 0$ or a schedule.

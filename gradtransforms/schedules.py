@@ -68,8 +68,8 @@ def linear_decay_schedule(
 
     with $k$ counted from `transition_begin` (before it the value is
     $\\varepsilon_0$). The text suggests $\\tau$ of a few hundred passes over
-    the data and $\\varepsilon_\\tau \\approx \\varepsilon_0/100$. (`seeds/001`
-    misprints the slope as $-(\\alpha_0+\\alpha_\\tau)/\\tau$; the slope is
+    the data and $\\varepsilon_\\tau \\approx \\varepsilon_0/100$. (Bischl's notes
+    misprint the slope as $-(\\alpha_0+\\alpha_\\tau)/\\tau$; the slope is
     $(\\varepsilon_\\tau - \\varepsilon_0)/\\tau$.) Also serves as a linear
     warm-up when `end_value > init_value`.
 

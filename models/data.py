@@ -66,7 +66,13 @@ def load_digits(
         )
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be an int >= 0; got {seed!r}.")
-    from sklearn.datasets import load_digits as sklearn_digits
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError as error:
+        raise ImportError(
+            "load_digits needs scikit-learn, an optional dependency: "
+            "pip install 'gradtransforms[examples]' (or pip install scikit-learn)."
+        ) from error
 
     bunch = sklearn_digits()
     x = (np.asarray(bunch.images, np.float32) / np.float32(16.0))[..., None]

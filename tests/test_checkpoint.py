@@ -100,7 +100,7 @@ SLOW = {"bfgs", "conjugate_gradient"}  # long compiles; still run in CI
 def test_resume_is_bit_identical(name, tmp_path):
     tx = CASES[name]()
     step = _stepper(tx, name in SECOND_ORDER)
-    # BFGS cannot take mixed-dtype trees (see the report of issue 8).
+    # BFGS cannot take mixed-dtype trees (it ravels them into one vector).
     h_dtype = jnp.float32 if name == "bfgs" else jnp.bfloat16
     params = _params(h_dtype)
     state = tx.init(params)

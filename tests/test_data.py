@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
-from gradtransforms.models.data import DataError, DataSplit, load_digits, load_npz
 from sklearn.datasets import load_digits as sklearn_digits
+
+from gradtransforms.models.data import DataError, DataSplit, load_digits, load_npz
 
 
 def _sorted_rows(x: np.ndarray) -> np.ndarray:
@@ -127,3 +130,10 @@ def test_load_npz_not_an_archive(tmp_path):
         load_npz(single)
     with pytest.raises(DataError, match="directory"):
         load_npz(tmp_path)
+
+
+def test_load_digits_without_scikit_learn_says_what_to_install(monkeypatch):
+    # A None entry in sys.modules makes `import sklearn.datasets` fail.
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"gradtransforms\[examples\]"):
+        load_digits()

@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from gradtransforms.models import CNN, MLP, DeepLinear
 from scipy import integrate, special
 
 import gradtransforms.init as gi
+from gradtransforms.models import CNN, MLP, DeepLinear
 
 KEY = jax.random.key(0)
 M, N = 400, 300  # fan-in, fan-out of the test kernels: 120,000 samples
@@ -35,7 +35,8 @@ def sample(init, shape=(M, N), dtype=jnp.float32, key=KEY) -> np.ndarray:
 
 def test_glorot_uniform_bound_and_variance():
     w = sample(gi.glorot_uniform())
-    bound = math.sqrt(6.0 / (M + N))  # not the misprint 6/sqrt(m+n) of seeds/004
+    # Not the misprint 6/sqrt(m+n) of Trivedi & Kondor's slides.
+    bound = math.sqrt(6.0 / (M + N))
     assert np.abs(w).max() <= bound
     assert np.abs(w).max() > 0.99 * bound
     np.testing.assert_allclose(w.var(), 2.0 / (M + N), rtol=0.02)

@@ -5,7 +5,8 @@ from the listings of Goodfellow, Bengio & Courville, chapter 8. Here the
 library's optimizers run the same number of steps from the same start, in
 float64, on an ill-conditioned non-quadratic function, and the trajectories
 must agree to 1e-10. The second half checks facts stated by the sources
-(SPEC.md §2 and §8) in closed form.
+(the textbook's terminal velocity of momentum, §8.3.2, and eq. 8.14) in
+closed form.
 """
 
 from __future__ import annotations
@@ -253,7 +254,7 @@ def test_alg_8_2_momentum_linear_decay(align):
 
 
 def test_alg_8_3_nesterov():
-    """The library's params are phi = theta + alpha v (SPEC.md §1).
+    """The library's params are phi = theta + alpha v (docs/textbook.md, Alg. 8.3).
 
     The reference evaluates the gradient at theta + alpha v; the library, given
     phi_0 = theta_0 (v_0 = 0), takes it at its own params. Step by step,
@@ -337,7 +338,7 @@ def test_alg_8_7_adam():
 
 
 # --------------------------------------------------------------------------
-# Facts from the sources (SPEC.md §2 and §8)
+# Facts from the sources (docs/textbook.md)
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
@@ -415,7 +416,7 @@ def test_adam_bias_correction_constant_gradient(eps):
 
 
 def test_linear_decay_table_tau_4():
-    """Eq. 8.14 with tau = 4 (SPEC.md §2): schedule(k) == eps_k."""
+    """Eq. 8.14 with tau = 4 (docs/textbook.md): schedule(k) == eps_k."""
     eps_0, eps_tau = 1.0, 0.01
     schedule = gt.linear_decay_schedule(eps_0, eps_tau, transition_steps=4)
     table = {

@@ -1,4 +1,4 @@
-"""Hyperparameter search (seeds/000): spaces, samplers, vectorised sweeps, TPE.
+"""Hyperparameter search (Tripp's slides): spaces, samplers, vectorised sweeps, TPE.
 
 Training tests use a small logistic regression so that each compiled program
 is cheap; programs are shared through module-scoped fixtures.

@@ -1,10 +1,10 @@
 """Literal NumPy transcriptions of textbook Algorithms 8.1–8.7 and eq. 8.14.
 
-Goodfellow, Bengio & Courville, *Deep Learning* (2016), chapter 8
-(`seeds/002_*`). Each algorithm is a plain Python loop over steps, in float64,
-written from the book's listing and *not* from the library: the tests compare
-the library against these. The book's lines are quoted as comments so each one
-can be matched with its listing.
+Goodfellow, Bengio & Courville, *Deep Learning* (2016), chapter 8 (the
+sources are listed in docs/textbook.md). Each algorithm is a plain Python loop
+over steps, in float64, written from the book's listing and *not* from the
+library: the tests compare the library against these. The book's lines are
+quoted as comments so each one can be matched with its listing.
 
 Conventions shared by every function:
 
@@ -16,7 +16,8 @@ Conventions shared by every function:
 * The return value holds the trajectory: row i is the value *after* step i+1
   (the initial value is not included).
 
-Misprints in the other sources (SPEC.md §1) are not reproduced: Adam has no
+Misprints in the other sources ("Misprints in the sources" in
+docs/textbook.md) are not reproduced: Adam has no
 second-moment update after the bias correction, and the linear-decay slope is
 (eps_tau - eps_0) / tau.
 """

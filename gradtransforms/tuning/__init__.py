@@ -1,15 +1,15 @@
 """Hyperparameter search: spaces, grid/random/TPE samplers, vectorised sweeps.
 
-The textbook (`seeds/000`, after Goodfellow et al. §11.4) names three ways to
-choose hyperparameters $h$ by treating a performance measure $m(h)$ as a
-black box: **grid search** (the product of a few values per hyperparameter),
-**random search** (independent draws; better when only some hyperparameters
-matter, because every trial then tries a new value of the important ones) and
-**model-based search** such as the Tree-structured Parzen Estimator (TPE,
-through Optuna). This module gives all three over one search space, and a
-trainer that evaluates $m$ for $N$ configurations at once: `jax.vmap` over
-hyperparameters injected with `inject_hyperparams`, so the $N$ training runs
-are one compiled program.
+Tripp's lecture slides (after Goodfellow et al. §11.4; see docs/textbook.md)
+name three ways to choose hyperparameters $h$ by treating a performance
+measure $m(h)$ as a black box: **grid search** (the product of a few values
+per hyperparameter), **random search** (independent draws; better when only
+some hyperparameters matter, because every trial then tries a new value of the
+important ones) and **model-based search** such as the Tree-structured Parzen
+Estimator (TPE, through Optuna). This module gives all three over one search
+space, and a trainer that evaluates $m$ for $N$ configurations at once:
+`jax.vmap` over hyperparameters injected with `inject_hyperparams`, so the $N$
+training runs are one compiled program.
 
 A *space* is a dict `name -> dimension`, the dimensions being `uniform`,
 `log_uniform`, `integer` and `choice`. A *configuration batch* ("configs") is
