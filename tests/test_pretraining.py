@@ -17,11 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from gradtransforms.models import MLP, ResidualMLP, fit, greedy_pretrain, load_digits
-from gradtransforms.models.pretraining import cross_entropy
 
 import gradtransforms as gt
 from examples import pretraining as pretraining_example
+from gradtransforms.models import MLP, ResidualMLP, fit, greedy_pretrain, load_digits
+from gradtransforms.models.pretraining import cross_entropy
 
 FEATURES = (64, 12, 12, 12, 10)  # three hidden layers: three stages
 SETTINGS = {"stage_steps": 40, "finetune_steps": 30, "batch_size": 32}

@@ -16,10 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from gradtransforms.models import ResidualMLP, load_digits
 
 import gradtransforms as gt
 from examples import skip_connections
+from gradtransforms.models import ResidualMLP, load_digits
 from tests.nnx_training import cross_entropy, train_losses
 
 EPS = 1e-5  # Flax's default BatchNorm epsilon
