@@ -99,7 +99,9 @@ def _recording_subclass(cls: type) -> type:
             rec.outputs[path] = out
         return out
 
-    recording = type(cls.__name__, (cls,), {"__call__": __call__})
+    # Any: a class made at run time from `cls`; a checker cannot see the
+    # `__call__` that `super(recording, self)` above reaches.
+    recording: Any = type(cls.__name__, (cls,), {"__call__": __call__})
     return recording
 
 

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
+from jax.typing import ArrayLike
 
 __all__ = [
     "accumulation_dtype",
@@ -54,7 +55,8 @@ __all__ = [
     "zeros_like",
 ]
 
-safe_increment = optax.safe_int32_increment
+# optax annotates the result `ArrayLike`; it is always a `jax.Array` (a `jnp.where`).
+safe_increment: Callable[[ArrayLike], jax.Array] = optax.safe_int32_increment  # pyright: ignore[reportAssignmentType]
 """Add one to an int32 counter, saturating at the largest int32 (optax's)."""
 
 where = optax.tree.where

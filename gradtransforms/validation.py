@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 import jax
 import jax.numpy as jnp
@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 
-def is_concrete_number(value: Any) -> bool:
+def is_concrete_number(value: Any) -> TypeGuard[numbers.Real | np.ndarray]:
     """True for Python/NumPy real numbers and 0-d NumPy arrays (not bools)."""
     if isinstance(value, bool | np.bool_):
         return False

@@ -74,7 +74,7 @@ def load_digits(
             "pip install 'gradtransforms[examples]' (or pip install scikit-learn)."
         ) from error
 
-    bunch = sklearn_digits()
+    bunch: Any = sklearn_digits()  # a Bunch (typed `Bunch | tuple` by sklearn)
     x = (np.asarray(bunch.images, np.float32) / np.float32(16.0))[..., None]
     if flatten:
         x = x.reshape(len(x), -1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import numbers
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +23,8 @@ from gradtransforms.validation import (
 __all__ = ["PretrainResult", "cross_entropy", "fit", "greedy_pretrain"]
 
 _HE_NORMAL = jax.nn.initializers.he_normal()
+
+_Model = TypeVar("_Model", bound=nnx.Module)
 
 
 class PretrainResult(NamedTuple):
@@ -319,13 +321,13 @@ def _stack(
 
 
 def _fit(
-    model: MLP,
+    model: _Model,
     x: jax.Array,
     y: jax.Array,
     indices: jax.Array,
     tx: Any,
     loss_fn: Callable[[jax.Array, jax.Array], jax.Array],
-) -> tuple[MLP, jax.Array]:
+) -> tuple[_Model, jax.Array]:
     """Train every parameter of `model`; a new model and the minibatch losses."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     if jax.tree.leaves(rest):

@@ -125,6 +125,8 @@ def _compiled_solver(fun, optimizer, has_aux) -> Callable[..., MinimizeResult]:
 
         def solve(init_params, max_steps, tol):
             fun_, init, update = (ref() for ref in refs)
+            # Alive: their finalizers drop this entry as soon as one dies.
+            assert init is not None and update is not None
             opt = _Optimizer(init, update, extra_args)
             return _solve(fun_, opt, has_aux, init_params, max_steps, tol)
 

@@ -243,7 +243,9 @@ def scale_by_damped_newton(
         step = jnp.where(accepted, step, jnp.zeros_like(step))
         return unravel(-step), new_state
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    # optax types `update` with an optional `params` and no required keyword;
+    # this one requires both (as optax's own line searches do).
+    return GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
 
 
 def newton(

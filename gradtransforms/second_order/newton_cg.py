@@ -142,7 +142,9 @@ def scale_by_newton_cg(
         )
         return d, ScaleByNewtonCgState(j, negative, j, evaluation)
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    # optax types `update` with an optional `params` and no required keyword;
+    # this one requires both (as optax's own line searches do).
+    return GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
 
 
 def newton_cg(

@@ -122,7 +122,8 @@ def scale_by_bfgs() -> GradientTransformationExtraArgs:
         )
         return unravel(direction), new_state
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    # optax types `update` with an optional `params`; this one requires it.
+    return GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
 
 
 def bfgs(
@@ -278,7 +279,8 @@ def scale_by_lbfgs(
         )
         return r, new_state
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    # optax types `update` with an optional `params`; this one requires it.
+    return GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
 
 
 def lbfgs(

@@ -34,6 +34,7 @@ __all__ = ["decode", "encode", "grid", "random"]
 def _grid_values(dim: Dimension, count: int | None) -> np.ndarray:
     if isinstance(dim, Choice):
         return np.arange(len(dim.values), dtype=np.int32)
+    assert count is not None  # only a choice has no count (`grid` checks the rest)
     if isinstance(dim, Integer):
         points = np.round(np.linspace(dim.low, dim.high, count))
         return np.unique(points.astype(np.int64)).astype(np.int32)

@@ -187,6 +187,7 @@ def _batching(problem: Problem, settings: TrainSettings) -> tuple[int, int, bool
 
 def _optimizer_for(settings: TrainSettings, inject: Callable, config: Mapping):
     """The injected optimizer of one configuration."""
+    assert settings.optimizer_kwargs is not None  # a dict after __post_init__
     kwargs = dict(settings.optimizer_kwargs)
     for arg, source in settings.hyperparams.items():
         kwargs[arg] = (

@@ -67,4 +67,6 @@ def scale_by_quadratic_linesearch(
         new_state = ScaleByQuadraticLinesearchState(step, jnp.int32(1))
         return scaled_or_zero(step, updates), new_state
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    # optax types `update` with an optional `params` and no required keyword;
+    # this one requires both (as optax's own line searches do).
+    return GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]

@@ -290,4 +290,6 @@ def scale_by_zoom_linesearch(
         )
         return scaled_or_zero(end.lo, updates), new_state
 
-    return GradientTransformationExtraArgs(init_fn, update_fn)
+    # optax types `update` with an optional `params` and no required keyword;
+    # this one requires both (as optax's own line searches do).
+    return GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
