@@ -40,23 +40,36 @@ ResNet-like tree; and XLA's peak memory for the compiled step.
 from __future__ import annotations
 
 import argparse
-import math
-import os
-import platform
 import re
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 import gradtransforms as gt
+from benchmarks.compiled_steps import (
+    add_step,
+    first_call,
+    jax_step,
+    mlp_train_steps,
+    peak_bytes,
+    same_program,
+    torch_step,
+    train_step_first_call,
+    xla_loops,
+)
+from benchmarks.harness import (
+    machine_description,
+    median_min_max,
+    paired_ratio,
+    time_in_turn,
+)
+from benchmarks.parameter_trees import make_trees
 
 try:  # torch is a benchmark-only extra
     import torch
@@ -98,348 +111,73 @@ OPTIMIZERS: dict[str, tuple[Callable, Callable, Callable | None]] = {
 }
 
 
-# ---------------------------------------------------------------------------
-# Parameter trees
-
-
-def _resnet_like(width: int = 16, blocks: int = 9) -> dict:
-    tree: dict[str, Any] = {
-        "stem": {"kernel": (3, 3, 3, width), "bn": {"scale": width, "bias": width}}
-    }
-    cin = width
-    for stage, cout in enumerate((width, 2 * width, 4 * width)):
-        for b in range(blocks):
-            block = {
-                "conv1": (3, 3, cin, cout),
-                "bn1": {"scale": cout, "bias": cout},
-                "conv2": (3, 3, cout, cout),
-                "bn2": {"scale": cout, "bias": cout},
-            }
-            if cin != cout:
-                block["proj"] = (1, 1, cin, cout)
-                block["bn_proj"] = {"scale": cout, "bias": cout}
-            tree[f"stage{stage}_block{b}"] = block
-            cin = cout
-    tree["head"] = {"kernel": (cin, 10), "bias": 10}
-    return tree
-
-
-def _bn_mlp() -> dict:
-    from flax import nnx
-    from gradtransforms.models import MLP
-
-    model = MLP((64, 128, 128, 10), batch_norm=True, rngs=nnx.Rngs(0))
-    return nnx.to_pure_dict(nnx.state(model, nnx.Param))
-
-
-def make_trees(size: int, leaves: int) -> dict[str, Any]:
-    """The benchmark's parameter trees, as float32 arrays."""
-    side = max(1, round(math.sqrt(size / leaves)))
-    shapes = {
-        "(a) one leaf": {"w": (size,)},
-        f"(b) {leaves} leaves": {f"w{i:04d}": (side, side) for i in range(leaves)},
-        f"(c) {leaves} tiny leaves": {f"w{i:04d}": (16,) for i in range(leaves)},
-        "(e) ResNet-like": _resnet_like(),
-    }
-    key = iter(jax.random.split(jax.random.key(0), 10_000))
-
-    def materialise(shape):
-        shape = (shape,) if isinstance(shape, int) else shape
-        return jax.random.normal(next(key), shape, jnp.float32)
-
-    def is_shape(x):
-        return isinstance(x, int | tuple)
-
-    trees = {
-        n: jax.tree.map(materialise, s, is_leaf=is_shape) for n, s in shapes.items()
-    }
-    trees["(d) BatchNorm MLP"] = jax.tree.map(jnp.asarray, _bn_mlp())
-    return dict(sorted(trees.items()))
-
-
-# ---------------------------------------------------------------------------
-# Timed steps
-
-
-def jax_step(tx, apply_updates, params, grads) -> tuple[Callable[[], None], Any]:
-    """A closure that runs one donated, jitted step; and the compiled step."""
-
-    def step(p, s, g):
-        u, s = tx.update(g, s, p)
-        return apply_updates(p, u), s
-
-    jitted = jax.jit(step, donate_argnums=(0, 1))
-    box = [jax.tree.map(jnp.copy, params), tx.init(params)]
-    compiled = jitted.lower(*box, grads).compile()
-
-    def run():
-        box[0], box[1] = compiled(box[0], box[1], grads)
-
-    def block():
-        jax.block_until_ready(box)
-
-    return run, block, compiled
-
-
-def torch_step(factory, params, grads):
-    torch.manual_seed(0)
-    ps = [
-        torch.tensor(np.asarray(p), requires_grad=True) for p in jax.tree.leaves(params)
-    ]
-    for p, g in zip(ps, jax.tree.leaves(grads), strict=True):
-        p.grad = torch.tensor(np.asarray(g))
-    opt = factory(ps)
-
-    def run():
-        opt.step()
-
-    return run, lambda: None
-
-
-def time_runs(
-    impls: dict[str, tuple[Callable, Callable]], repeats: int, seconds: float = 0.2
-) -> dict:
-    """Seconds per step of each implementation: `repeats` timings, taken in turn.
-
-    Each timing is a run of consecutive steps lasting about `seconds`; the
-    r-th timings of all implementations are taken one after another.
-    """
-    counts = {}
-    for name, (run, block) in impls.items():
-        run(), block()  # warm up
-        start = time.perf_counter()
-        for _ in range(3):
-            run()
-        block()
-        per_step = (time.perf_counter() - start) / 3
-        counts[name] = int(min(200, max(3, seconds / max(per_step, 1e-7))))
-    samples: dict[str, list[float]] = {name: [] for name in impls}
-    names = list(impls)
-    for r in range(repeats):
-        # Rotate who goes first, so no implementation always follows another.
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            run, block = impls[name]
-            for _ in range(max(1, counts[name] // 4)):  # untimed lead-in
-                run()
-            block()
-            start = time.perf_counter()
-            for _ in range(counts[name]):
-                run()
-            block()
-            samples[name].append((time.perf_counter() - start) / counts[name])
-    return samples
-
-
-def summary(samples: list[float]) -> tuple[float, float, float]:
-    """Median, min and max of one implementation's timings."""
-    return statistics.median(samples), min(samples), max(samples)
-
-
-def paired_ratio(a: list[float], b: list[float]) -> float:
-    """Median over timings of a / b, each pair measured back to back.
-
-    Load that comes and goes during the run hits both members of a pair alike,
-    so this is steadier than the ratio of the two medians.
-    """
-    return statistics.median(x / y for x, y in zip(a, b, strict=True))
-
-
-def xla_loops(compiled) -> int:
-    """The number of fused loops (kernels) in a compiled step's entry computation."""
-    return _computations(compiled).split("\nENTRY ", 1)[1].count(" fusion(")
-
-
-def same_program(a, b) -> bool:
-    """Whether two compiled steps are the same HLO, source locations aside."""
-    return _computations(a) == _computations(b)
-
-
-def _computations(compiled) -> str:
-    """A compiled module's computations, without metadata and source tables."""
-    text = compiled.as_text()
-    starts = [i for i in (text.find("\n%"), text.find("\nENTRY ")) if i >= 0]
-    text = text[min(starts) :]
-    return re.sub(r", metadata=\{[^}]*\}", "", text)
-
-
-def add_step(size: int) -> tuple[Callable[[], None], Callable[[], None]]:
-    """A jitted, donated `x + y` over `size` float32s: 12 bytes a float."""
-    add = jax.jit(lambda x, y: x + y, donate_argnums=0)
-    box = [jnp.ones(size, jnp.float32)]
-    y = jnp.ones(size, jnp.float32)
-
-    def run():
-        box[0] = add(box[0], y)
-
-    return run, lambda: jax.block_until_ready(box)
-
-
-def peak_bytes(compiled) -> int:
-    m = compiled.memory_analysis()
-    return (
-        m.argument_size_in_bytes
-        + m.output_size_in_bytes
-        - m.alias_size_in_bytes
-        + m.temp_size_in_bytes
-    )
-
-
-def first_call(tx_factory, params, grads, apply_updates) -> float:
-    """Seconds to trace and compile one update step (JAX's caches cleared)."""
-    jax.clear_caches()
-    tx = tx_factory()
-
-    def step(p, s, g):
-        u, s = tx.update(g, s, p)
-        return apply_updates(p, u), s
-
-    start = time.perf_counter()
-    jax.jit(step, donate_argnums=(0, 1)).lower(params, tx.init(params), grads).compile()
-    return time.perf_counter() - start
-
-
-def train_step_first_call(params: Any, packed: bool) -> float:
-    """Trace + compile seconds of a toy loss, its gradient and an Adam step.
-
-    The loss, sum(sin(w) * w) over the leaves, reads every parameter once.
-    """
-    jax.clear_caches()
-    layout = gt.packed_layout(params)
-    tx = gt.adam(LR)
-
-    def loss(p):
-        p = layout.unpack(p) if packed else p
-        return sum(jnp.sum(jnp.sin(w) * w) for w in jax.tree.leaves(p))
-
-    def step(p, s):
-        g = jax.grad(loss)(p)
-        u, s = tx.update(g, s, p)
-        return gt.apply_updates(p, u), s
-
-    p = layout.pack(params) if packed else params
-    start = time.perf_counter()
-    jax.jit(step, donate_argnums=(0, 1)).lower(p, tx.init(p)).compile()
-    return time.perf_counter() - start
-
-
-def mlp_train_step_times(repeats: int, seconds: float) -> dict:
-    """Whole training steps of the BatchNorm MLP (forward, backward, Adam).
-
-    Batches of 64 random inputs; parameters, state and batch statistics
-    donated. `gt packed` reads its parameters with `layout.unpack` inside the
-    loss, so its gradients come out packed.
-    """
-    from flax import nnx
-    from gradtransforms.models import MLP
-
-    model = MLP((64, 128, 128, 10), batch_norm=True, rngs=nnx.Rngs(0))
-    graphdef, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-    layout = gt.packed_layout(params)
-    x = jax.random.normal(jax.random.key(1), (64, 64), jnp.float32)
-    y = jnp.arange(64) % 10
-    impls = {}
-    variants = {
-        "gt": (gt.adam(LR), gt.apply_updates, lambda p: p, params),
-        "gt packed": (
-            gt.adam(LR),
-            gt.apply_updates,
-            layout.unpack,
-            layout.pack(params),
-        ),
-        "optax": (optax.adam(LR), optax.apply_updates, lambda p: p, params),
-    }
-    for name, (tx, apply_updates, unpack, p0) in variants.items():
-
-        def loss_fn(p, stats, unpack=unpack):
-            model = nnx.merge(graphdef, unpack(p), stats, copy=True)
-            logits = model(x)
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-            return loss, nnx.state(model, nnx.BatchStat)
-
-        def step(p, s, stats, tx=tx, apply_updates=apply_updates, loss_fn=loss_fn):
-            (_, stats), g = jax.value_and_grad(loss_fn, has_aux=True)(p, stats)
-            u, s = tx.update(g, s, p)
-            return apply_updates(p, u), s, stats
-
-        compiled = (
-            jax.jit(step, donate_argnums=(0, 1, 2))
-            .lower(p0, tx.init(p0), stats)
-            .compile()
-        )
-        box = [jax.tree.map(jnp.copy, p0), tx.init(p0), jax.tree.map(jnp.copy, stats)]
-
-        def run(box=box, compiled=compiled):
-            box[:] = compiled(*box)
-
-        impls[name] = (run, lambda box=box: jax.block_until_ready(box))
-    return time_runs(impls, repeats, seconds)
-
-
-# ---------------------------------------------------------------------------
-# The run
-
-
-def _fmt(t: tuple[float, float, float]) -> str:
+def format_times(t: tuple[float, float, float]) -> str:
+    """`median (min–max)` of a timing summary, in milliseconds."""
     med, lo, hi = (1e3 * x for x in t)
     digits = 2 if med >= 1 else 3
     return f"{med:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
 
 
-def run(args) -> str:
-    trees = {
-        name: tree
-        for name, tree in make_trees(args.size, args.leaves).items()
-        if name[1] in args.trees
-    }
-    use_torch = torch is not None and not args.no_torch
-    lines: list[str] = []
-    out = lines.append
+# ---------------------------------------------------------------------------
+# The tables
 
+
+def time_optimizer(opt_name: str, params, args, use_torch: bool):
+    """Every implementation of one optimizer on one tree, timed in turn.
+
+    Returns the timings by implementation and the compiled JAX steps.
+    """
+    grads = jax.tree.map(lambda x: 1e-2 * jnp.cos(x), params)
+    layout = gt.packed_layout(params)
+    multi_leaf = len(jax.tree.leaves(params)) > 1
+    gt_factory, optax_factory, torch_factory = OPTIMIZERS[opt_name]
+    impls, compiled = {}, {}
+    run, block, compiled["gt"] = jax_step(gt_factory(), gt.apply_updates, params, grads)
+    impls["gt"] = (run, block)
+    if multi_leaf:
+        run, block, compiled["gt packed"] = jax_step(
+            gt_factory(), gt.apply_updates, layout.pack(params), layout.pack(grads)
+        )
+        impls["gt packed"] = (run, block)
+    run, block, compiled["optax"] = jax_step(
+        optax_factory(), optax.apply_updates, params, grads
+    )
+    impls["optax"] = (run, block)
+    if use_torch and torch_factory is not None:
+        impls["torch"] = torch_step(torch_factory, params, grads)
+    if opt_name == "adam" and not multi_leaf:  # timed in the same turns
+        impls["x + y"] = add_step(args.size)
+    return time_in_turn(impls, args.repeats, args.timing_seconds), compiled
+
+
+def step_table(trees: dict[str, Any], args, lines: list[str]) -> tuple[Any, list]:
+    """One row a tree and optimizer; returns Adam's one-leaf timings and peaks."""
+    use_torch = torch is not None and not args.no_torch
     header = "| tree | optimizer | gt ms | gt packed ms | optax ms | torch ms "
     header += "| gt / optax | packed / optax | gt / torch | XLA loops gt / optax "
     header += "| same HLO |"
-    out(header)
-    out("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    lines += [header, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     adam_one_leaf = None
     memory_rows = []
     for tree_name, params in trees.items():
-        grads = jax.tree.map(lambda x: 1e-2 * jnp.cos(x), params)
-        layout = gt.packed_layout(params)
-        packed_params, packed_grads = layout.pack(params), layout.pack(grads)
         multi_leaf = len(jax.tree.leaves(params)) > 1
         for opt_name in args.optimizers:
-            gt_factory, optax_factory, torch_factory = OPTIMIZERS[opt_name]
-            impls, compiled = {}, {}
-            run_, block, compiled["gt"] = jax_step(
-                gt_factory(), gt.apply_updates, params, grads
-            )
-            impls["gt"] = (run_, block)
-            if multi_leaf:
-                run_, block, compiled["gt packed"] = jax_step(
-                    gt_factory(), gt.apply_updates, packed_params, packed_grads
-                )
-                impls["gt packed"] = (run_, block)
-            run_, block, compiled["optax"] = jax_step(
-                optax_factory(), optax.apply_updates, params, grads
-            )
-            impls["optax"] = (run_, block)
-            if use_torch and torch_factory is not None:
-                impls["torch"] = torch_step(torch_factory, params, grads)
-            if opt_name == "adam" and not multi_leaf:  # timed in the same turns
-                impls["x + y"] = add_step(args.size)
-            samples = time_runs(impls, args.repeats, args.timing_seconds)
-            t = {k: summary(v) for k, v in samples.items()}
+            samples, compiled = time_optimizer(opt_name, params, args, use_torch)
+            t = {k: median_min_max(v) for k, v in samples.items()}
 
             def ratio(a, b, samples=samples):
                 if a not in samples or b not in samples:
                     return "–"
                 return f"{paired_ratio(samples[a], samples[b]):.2f}"
 
+            def cell(name, t=t):
+                return format_times(t[name]) if name in t else "–"
+
             same = "yes" if same_program(compiled["gt"], compiled["optax"]) else "no"
-            out(
-                f"| {tree_name} | {opt_name} | {_fmt(t['gt'])} "
-                f"| {_fmt(t['gt packed']) if 'gt packed' in t else '–'} "
-                f"| {_fmt(t['optax'])} | {_fmt(t['torch']) if 'torch' in t else '–'} "
+            lines.append(
+                f"| {tree_name} | {opt_name} | {format_times(t['gt'])} "
+                f"| {cell('gt packed')} | {format_times(t['optax'])} "
+                f"| {cell('torch')} "
                 f"| {ratio('gt', 'optax')} | {ratio('gt packed', 'optax')} "
                 f"| {ratio('gt', 'torch')} "
                 f"| {xla_loops(compiled['gt'])} / {xla_loops(compiled['optax'])} "
@@ -452,112 +190,146 @@ def run(args) -> str:
                     (tree_name, {k: peak_bytes(c) for k, c in compiled.items()})
                 )
             print(lines[-1], flush=True)
+    return adam_one_leaf, memory_rows
 
-    n = args.size
-    if adam_one_leaf is not None:
-        add = adam_one_leaf.pop("x + y")
-        bw = 12 * n / statistics.median(add)
-        out("")
-        out(
-            f"Memory bandwidth, jitted donated x + y over {n:,} float32 (timed in "
-            f"turn with the Adam steps): **{bw / 1e9:.1f} GB/s**. Adam on one leaf "
-            f"of {n:,} moves 28 bytes a parameter; the percentage is the median "
-            "over back-to-back pairs of Adam's bytes per second over x + y's:"
+
+def bandwidth_table(adam_one_leaf: dict, n: int, lines: list[str]) -> None:
+    """x + y's bandwidth, and Adam's effective bandwidth as a share of it."""
+    add = adam_one_leaf.pop("x + y")
+    bw = 12 * n / statistics.median(add)
+    lines += [
+        "",
+        f"Memory bandwidth, jitted donated x + y over {n:,} float32 (timed in "
+        f"turn with the Adam steps): **{bw / 1e9:.1f} GB/s**. Adam on one leaf "
+        f"of {n:,} moves 28 bytes a parameter; the percentage is the median "
+        "over back-to-back pairs of Adam's bytes per second over x + y's:",
+        "",
+        "| Adam, one leaf | ms | effective GB/s | % of x + y bandwidth |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, times in adam_one_leaf.items():
+        med = statistics.median(times)
+        share = statistics.median(
+            (28 / t) / (12 / a) for t, a in zip(times, add, strict=True)
         )
-        out("")
-        out("| Adam, one leaf | ms | effective GB/s | % of x + y bandwidth |")
-        out("|---|---:|---:|---:|")
-        for name, times in adam_one_leaf.items():
-            med = statistics.median(times)
-            share = statistics.median(
-                (28 / t) / (12 / a) for t, a in zip(times, add, strict=True)
-            )
-            out(
-                f"| {name} | {1e3 * med:.2f} | {28 * n / med / 1e9:.1f} "
-                f"| {100 * share:.0f}% |"
-            )
+        lines.append(
+            f"| {name} | {1e3 * med:.2f} | {28 * n / med / 1e9:.1f} "
+            f"| {100 * share:.0f}% |"
+        )
 
-    out("")
-    out("XLA's peak memory of the compiled Adam step (arguments + outputs − donated")
-    out("aliases + temporaries), MB:")
-    out("")
-    out("| tree | gt | gt packed | optax |")
-    out("|---|---:|---:|---:|")
+
+def memory_table(memory_rows: list, lines: list[str]) -> None:
+    """XLA's peak memory of the compiled Adam step, per tree."""
+    lines += [
+        "",
+        "XLA's peak memory of the compiled Adam step (arguments + outputs − donated",
+        "aliases + temporaries), MB:",
+        "",
+        "| tree | gt | gt packed | optax |",
+        "|---|---:|---:|---:|",
+    ]
     for tree_name, peaks in memory_rows:
         cells = [
             f"{peaks[k] / 2**20:.1f}" if k in peaks else "–"
             for k in ("gt", "gt packed", "optax")
         ]
-        out(f"| {tree_name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {tree_name} | " + " | ".join(cells) + " |")
 
-    train_samples = mlp_train_step_times(args.repeats, args.timing_seconds)
-    train = {k: summary(v) for k, v in train_samples.items()}
-    out("")
-    out(
+
+def train_step_table(args, lines: list[str]) -> None:
+    """Whole training steps of the BatchNorm MLP, timed in turn."""
+    impls = mlp_train_steps(*OPTIMIZERS["adam"][:2])
+    samples = time_in_turn(impls, args.repeats, args.timing_seconds)
+    train = {k: median_min_max(v) for k, v in samples.items()}
+    lines += [
+        "",
         "Whole training step of the BatchNorm MLP 64-128-128-10 (batch 64: "
-        "forward, backward, Adam), ms:"
-    )
-    out("")
-    out("| gt | gt packed | optax | gt / optax | packed / optax |")
-    out("|---:|---:|---:|---:|---:|")
-    out(
-        f"| {_fmt(train['gt'])} | {_fmt(train['gt packed'])} | {_fmt(train['optax'])} "
-        f"| {paired_ratio(train_samples['gt'], train_samples['optax']):.2f} "
-        f"| {paired_ratio(train_samples['gt packed'], train_samples['optax']):.2f} |"
-    )
+        "forward, backward, Adam), ms:",
+        "",
+        "| gt | gt packed | optax | gt / optax | packed / optax |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {format_times(train['gt'])} | {format_times(train['gt packed'])} "
+        f"| {format_times(train['optax'])} "
+        f"| {paired_ratio(samples['gt'], samples['optax']):.2f} "
+        f"| {paired_ratio(samples['gt packed'], samples['optax']):.2f} |",
+    ]
     print(lines[-1], flush=True)
 
-    if args.compile_leaves:
-        out("")
-        out("First call (trace + compile, caches cleared), seconds:")
-        out("")
-        out(
-            "| leaves of 16 floats | Adam step: gt | gt packed | optax "
-            "| train step (loss, grad, Adam): gt | gt packed |"
+
+def compile_tables(trees: dict[str, Any], args, lines: list[str]) -> None:
+    """First-call (trace + compile) seconds by number of leaves; the ResNet tree."""
+    make_gt_adam, make_optax_adam, _ = OPTIMIZERS["adam"]
+    lines += [
+        "",
+        "First call (trace + compile, caches cleared), seconds:",
+        "",
+        "| leaves of 16 floats | Adam step: gt | gt packed | optax "
+        "| train step (loss, grad, Adam): gt | gt packed |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for leaves in args.compile_leaves:
+        params = {f"w{i:05d}": jnp.ones((16,), jnp.float32) for i in range(leaves)}
+        packed = gt.packed_layout(params).pack(params)
+        cells = [
+            first_call(make_gt_adam, params, params, gt.apply_updates),
+            first_call(make_gt_adam, packed, packed, gt.apply_updates),
+            first_call(make_optax_adam, params, params, optax.apply_updates),
+            train_step_first_call(make_gt_adam, params, packed=False),
+            train_step_first_call(make_gt_adam, params, packed=True),
+        ]
+        lines.append(f"| {leaves} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+        print(lines[-1], flush=True)
+    resnet = [(n, t) for n, t in trees.items() if n.startswith("(e)")]
+    for tree_name, params in resnet:
+        leaves = jax.tree.leaves(params)
+        plain, packed = (
+            train_step_first_call(make_gt_adam, params, packed=p) for p in (False, True)
         )
-        out("|---:|---:|---:|---:|---:|---:|")
-        for leaves in args.compile_leaves:
-            params = {f"w{i:05d}": jnp.ones((16,), jnp.float32) for i in range(leaves)}
-            layout = gt.packed_layout(params)
-            packed = layout.pack(params)
-            cells = [
-                first_call(OPTIMIZERS["adam"][0], params, params, gt.apply_updates),
-                first_call(OPTIMIZERS["adam"][0], packed, packed, gt.apply_updates),
-                first_call(OPTIMIZERS["adam"][1], params, params, optax.apply_updates),
-                train_step_first_call(params, packed=False),
-                train_step_first_call(params, packed=True),
-            ]
-            out(f"| {leaves} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
-            print(lines[-1], flush=True)
-        resnet = [(n, t) for n, t in trees.items() if n.startswith("(e)")]
-        for tree_name, params in resnet:
-            leaves = jax.tree.leaves(params)
-            out("")
-            out(
-                f"The same toy training step on the {tree_name} tree ({len(leaves)} "
-                f"leaves of {len({x.shape for x in leaves})} distinct shapes), "
-                "first call, seconds: "
-                f"gt {train_step_first_call(params, packed=False):.2f}, "
-                f"gt packed {train_step_first_call(params, packed=True):.2f}."
-            )
-            print(lines[-1], flush=True)
+        lines += [
+            "",
+            f"The same toy training step on the {tree_name} tree ({len(leaves)} "
+            f"leaves of {len({x.shape for x in leaves})} distinct shapes), "
+            f"first call, seconds: gt {plain:.2f}, gt packed {packed:.2f}.",
+        ]
+        print(lines[-1], flush=True)
+
+
+def run(args) -> str:
+    """Every table of the report, as Markdown."""
+    trees = {
+        name: tree
+        for name, tree in make_trees(args.size, args.leaves).items()
+        if name[1] in args.trees
+    }
+    lines: list[str] = []
+    adam_one_leaf, memory_rows = step_table(trees, args, lines)
+    if adam_one_leaf is not None:
+        bandwidth_table(adam_one_leaf, args.size, lines)
+    memory_table(memory_rows, lines)
+    train_step_table(args, lines)
+    if args.compile_leaves:
+        compile_tables(trees, args, lines)
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------
+# The report
+
+
 def describe(args) -> str:
-    versions = f"jax {jax.__version__}, optax {optax.__version__}"
+    """The machine, the versions and the settings: the report's first line."""
+    packages: list[Any] = [jax, optax]
     if torch is not None and not args.no_torch:
-        versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        threads = torch.get_num_threads()
+        packages.append(f"torch {torch.__version__} ({threads} threads)")
     return (
-        f"{platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{jax.default_backend()} backend; {versions}; float32; "
-        f"median (min–max) of {args.repeats} timings; load average at the start "
-        f"{load:.1f}."
+        f"{machine_description(*packages)} at the start; float32; "
+        f"median (min–max) of {args.repeats} timings."
     )
 
 
 def write_section(path: Path, body: str) -> None:
+    """Replace this benchmark's section of `path` by `body` (append it if absent)."""
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     section = f"{BEGIN}\n{body}\n{END}"
     if BEGIN in text:

@@ -7,9 +7,11 @@ plus an intercept) and the 100-D Rosenbrock function (from zeros). Pairs:
 our `lbfgs` / SciPy `L-BFGS-B`, `bfgs` / `BFGS`, `newton` / `trust-exact`,
 `newton_cg` / `Newton-CG`. Both stop when the gradient norm is <= `TOL`
 (SciPy: `gtol`; L-BFGS-B measures it in the max-norm and has `ftol=0`;
-Newton-CG has no gradient test, so it gets a tight `xtol`). SciPy gets NumPy
-objectives returning value and gradient together (`jac=True`), SciPy's own
-`rosen`, `rosen_der`, `rosen_hess` for Rosenbrock, and analytic Hessians.
+Newton-CG has no gradient test, so it gets a tight `xtol`). The objectives
+come from `gradtransforms.problems`: ours minimises `logistic_regression` and
+`rosenbrock`; SciPy gets the NumPy transcription `logistic_regression_numpy`
+(value, gradient and analytic Hessian, as separate functions) and SciPy's own
+`rosen`, `rosen_der`, `rosen_hess` for Rosenbrock.
 
 Wall times are medians over `--runs` runs after a first call that compiles
 (reported apart as "compile"). Printed as a Markdown table; ratios are ours /
@@ -19,10 +21,7 @@ SciPy (< 1: ours is faster).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import time
 
 import jax
 
@@ -32,6 +31,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.optimize  # noqa: E402
 
+import gradtransforms as gt  # noqa: E402
+from benchmarks.harness import machine_description, time_calls, timed  # noqa: E402
+from gradtransforms import problems  # noqa: E402
 from gradtransforms import second_order as so  # noqa: E402
 
 TOL = 1e-6
@@ -39,44 +41,24 @@ MAX_STEPS = 10_000
 
 
 # --------------------------------------------------------------------------
-# Problems: (jax objective, x0 pytree, numpy value_and_grad, numpy hessian)
+# Problems: (jax objective, x0 pytree, numpy (fun, jac, hess), numpy x0)
 
 
 def logistic_problem(d: int, n: int, lam: float = 1e-3, seed: int = 0):
+    """`problems.logistic_regression` on `n` examples drawn from a logistic model."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, d)) / np.sqrt(d)
     logits = x @ rng.normal(size=d) * 3.0 + 0.3
     y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logits))).astype(np.float64)
-    xa = np.hstack([x, np.ones((n, 1))])
-    penalty = lam * np.append(np.ones(d), 0.0)
-    xj, yj = jnp.asarray(x), jnp.asarray(y)
-
-    def loss(p):
-        z = xj @ p["w"] + p["b"]
-        return jnp.mean(jnp.logaddexp(0.0, z) - yj * z) + 0.5 * lam * p["w"] @ p["w"]
-
-    def value_and_grad(v):
-        z = xa @ v
-        value = np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * v @ (penalty * v)
-        grad = xa.T @ ((1 / (1 + np.exp(-z)) - y) / n) + penalty * v
-        return value, grad
-
-    def hess(v):
-        s = 1 / (1 + np.exp(-(xa @ v)))
-        return xa.T @ ((s * (1 - s) / n)[:, None] * xa) + np.diag(penalty)
-
     init = {"w": jnp.zeros(d), "b": jnp.zeros(())}
-    return loss, init, value_and_grad, hess, np.zeros(d + 1)
+    numpy = problems.logistic_regression_numpy(x, y, lam)
+    return problems.logistic_regression(x, y, lam), init, numpy, np.zeros(d + 1)
 
 
 def rosenbrock_problem(n: int):
-    def rosen(x):
-        return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
-
-    def value_and_grad(x):
-        return scipy.optimize.rosen(x), scipy.optimize.rosen_der(x)
-
-    return rosen, jnp.zeros(n), value_and_grad, scipy.optimize.rosen_hess, np.zeros(n)
+    """`problems.rosenbrock` in `n` dimensions from zeros; SciPy's `rosen` for it."""
+    numpy = (scipy.optimize.rosen, scipy.optimize.rosen_der, scipy.optimize.rosen_hess)
+    return problems.rosenbrock, jnp.zeros(n), numpy, np.zeros(n)
 
 
 PROBLEMS = {
@@ -98,24 +80,18 @@ METHODS = {
 
 
 def run_ours(fun, init, make, runs):
+    """Our `minimize` with the optimizer `make()` from `init` on `fun`."""
     optimizer = make()
 
     def call():
         result = so.minimize(fun, init, optimizer, max_steps=MAX_STEPS, tol=TOL)
         return jax.block_until_ready(result)
 
-    start = time.perf_counter()
-    result = call()
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    wall = statistics.median(times)
+    result, first = timed(call)
+    wall = statistics.median(time_calls(call, runs)[0])
     # `newton` forms one Hessian per update; the others form none (newton_cg's
     # Hessian-vector products are not tallied across updates).
-    newton = isinstance(result.state, so.NewtonState)
+    newton = bool(gt.tree.find_states(result.state, so.NewtonState))
     hessians = str(int(result.num_steps)) if newton else "—"
     return {
         "steps": int(result.num_steps),
@@ -130,7 +106,9 @@ def run_ours(fun, init, make, runs):
     }
 
 
-def run_scipy(value_and_grad, hess, x0, method, runs):
+def run_scipy(numpy, x0, method, runs):
+    """SciPy's `method` from `x0` on `numpy = (fun, jac, hess)`."""
+    fun, jac, hess = numpy
     options = {
         "L-BFGS-B": {"gtol": TOL, "ftol": 0.0, "maxiter": MAX_STEPS},
         "BFGS": {"gtol": TOL, "norm": 2, "maxiter": MAX_STEPS},
@@ -141,20 +119,16 @@ def run_scipy(value_and_grad, hess, x0, method, runs):
 
     def call():
         return scipy.optimize.minimize(
-            value_and_grad, x0, jac=True, method=method, options=options, **kwargs
+            fun, x0, jac=jac, method=method, options=options, **kwargs
         )
 
-    times, result = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = call()
-        times.append(time.perf_counter() - start)
+    times, result = time_calls(call, runs)
     return {
         "steps": int(result.nit),
         "nfev": int(result.nfev),
         "njev": int(getattr(result, "njev", result.nfev)),
         "nhev": str(result.nhev) if "hess" in kwargs else "—",
-        "grad_norm": float(np.linalg.norm(value_and_grad(result.x)[1])),
+        "grad_norm": float(np.linalg.norm(jac(result.x))),
         "value": float(result.fun),
         "converged": bool(result.success),
         "wall": statistics.median(times),
@@ -167,8 +141,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(
-        f"jax {jax.__version__}, scipy {scipy.__version__}, numpy {np.__version__}; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"{machine_description(jax, scipy, np)}; "
         f"float64, tol {TOL:g} on the gradient 2-norm, median of {args.runs} runs"
     )
     print()
@@ -178,10 +151,10 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for problem, build in PROBLEMS.items():
-        fun, init, value_and_grad, hess, x0 = build()
+        fun, init, numpy, x0 = build()
         for name, (make, method) in METHODS.items():
             ours = run_ours(fun, init, make, args.runs)
-            theirs = run_scipy(value_and_grad, hess, x0, method, args.runs)
+            theirs = run_scipy(numpy, x0, method, args.runs)
             flag = "" if ours["converged"] else " (not converged)"
             print(
                 f"| {problem} | {name} / {method}{flag} "

@@ -2,9 +2,10 @@
 
     python -m benchmarks.tuning [--sizes 8 32 64] [--epochs 5] [--runs 2]
 
-The digits MLP of `examples/hparam_search.py` (64-64-10, no BatchNorm, 1,438
-training examples, minibatches of 64) trained with Adam for `--epochs` epochs,
-for N learning rates log-spaced on [1e-4, 1e-1], three ways:
+The digits MLP of `gradtransforms.problems.digits_mlp` (64-64-10, no
+BatchNorm, 1,438 training examples, minibatches of 64) trained with Adam for
+`--epochs` epochs, for N learning rates log-spaced on [1e-4, 1e-1], three
+ways:
 
 * per-step loop: the usual training loop, a jitted optimizer step (Adam
   under `inject_hyperparams`, so one compiled step serves every learning
@@ -29,9 +30,6 @@ float32 tolerance).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import time
 
 import jax
 import jax.numpy as jnp
@@ -39,16 +37,13 @@ import numpy as np
 
 import gradtransforms as gt
 import gradtransforms.tuning as tuning
-from examples.hparam_search import digits_mlp_problem
+from benchmarks.harness import machine_description, time_calls, timed
+from gradtransforms import problems
 
 
-def _best_time(fn, runs: int) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        tic = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - tic)
-    return best
+def best_time(fn, runs: int) -> float:
+    """The fastest of `runs` calls of `fn`, waiting for its arrays, in seconds."""
+    return min(time_calls(lambda: jax.block_until_ready(fn()), runs)[0])
 
 
 def per_step_loop(problem, num_epochs: int, batch_size: int, key):
@@ -99,17 +94,14 @@ def per_step_loop(problem, num_epochs: int, batch_size: int, key):
 
 
 def measure(train_fn, loop, n: int, runs: int, key) -> dict:
+    """Compile and wall times of the three ways for `n` learning rates."""
     lrs = jnp.asarray(np.geomspace(1e-4, 1e-1, n), jnp.float32)
     jax.clear_caches()  # every size pays its own compilations
-    one = jax.jit(train_fn)
-    many = jax.jit(jax.vmap(train_fn, in_axes=(0, None)))
+    jit_one = jax.jit(train_fn)
+    jit_many = jax.jit(jax.vmap(train_fn, in_axes=(0, None)))
 
-    tic = time.perf_counter()
-    one = one.lower({"lr": lrs[0]}, key).compile()
-    compile_one = time.perf_counter() - tic
-    tic = time.perf_counter()
-    many = many.lower({"lr": lrs}, key).compile()
-    compile_many = time.perf_counter() - tic
+    one, compile_one = timed(lambda: jit_one.lower({"lr": lrs[0]}, key).compile())
+    many, compile_many = timed(lambda: jit_many.lower({"lr": lrs}, key).compile())
 
     def sequential():
         return [jax.block_until_ready(one({"lr": lr}, key)[0]) for lr in lrs]
@@ -130,9 +122,9 @@ def measure(train_fn, loop, n: int, runs: int, key) -> dict:
         "n": n,
         "compile_one": compile_one,
         "compile_many": compile_many,
-        "per_step": _best_time(stepwise, runs),
-        "sequential": _best_time(sequential, runs),
-        "vmapped": _best_time(vmapped, runs),
+        "per_step": best_time(stepwise, runs),
+        "sequential": best_time(sequential, runs),
+        "vmapped": best_time(vmapped, runs),
     }
 
 
@@ -143,7 +135,8 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args(argv)
 
-    problem = digits_mlp_problem()
+    machine = machine_description(jax, np)
+    problem = problems.digits_mlp()
     train_fn = tuning.make_train_fn(
         problem,
         optimizer=gt.adam,
@@ -158,9 +151,7 @@ def main(argv=None) -> None:
 
     print(
         f"\ndigits MLP 64-64-10, Adam, {args.epochs} epochs = {steps} steps per "
-        f"configuration; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, jax {jax.__version__} "
-        f"({jax.default_backend()}); best of {args.runs}\n"
+        f"configuration; {machine} at the start; best of {args.runs}\n"
     )
     print(
         "| N | per-step loop s | sequential runs s | vmapped s "

@@ -19,15 +19,23 @@ import argparse
 import math
 import os
 import time
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import matplotlib
 import numpy as np
 from flax import nnx
-from gradtransforms.models import MLP, load_digits
 
 import gradtransforms as gt
+from examples.common import (
+    OneLineParser,
+    accuracy,
+    batchnorm_epoch,
+    parse_or_exit,
+    split_for_training,
+)
+from gradtransforms.models import MLP, load_digits
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -35,62 +43,42 @@ import matplotlib.pyplot as plt
 FEATURES = (64, 128, 128, 10)
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Mean softmax cross-entropy with integer labels."""
-    logp = jax.nn.log_softmax(logits)
-    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
-
-
 def make_trainer(batch_norm: bool, data, *, epochs: int, batch_size: int, seed: int):
     """A jitted `train(lr) -> (train_loss[epochs], valid_acc[epochs])`."""
     model = MLP(FEATURES, batch_norm=batch_norm, rngs=nnx.Rngs(seed))
-    model.train()
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    model.eval()
-    eval_graphdef, _, _ = nnx.split(model, nnx.Param, ...)
-
+    graphdef, params, batch_stats = split_for_training(model)
     x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
     x_valid, y_valid = jnp.asarray(data.x_valid), jnp.asarray(data.y_valid)
     steps = len(x_train) // batch_size
 
-    def loss_fn(params, rest, x, y):
-        model = nnx.merge(graphdef, params, rest, copy=True)
-        loss = cross_entropy(model(x), y)
-        _, _, rest = nnx.split(model, nnx.Param, ...)
-        return loss, rest
-
     @jax.jit
     def train(learning_rate):
         tx = gt.sgd(learning_rate, momentum=0.9)
-
-        def step(carry, batch):
-            params, rest, opt_state = carry
-            (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                params, rest, *batch
-            )
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (gt.apply_updates(params, updates), rest, opt_state), loss
+        train_epoch = batchnorm_epoch(graphdef, tx)
 
         def epoch(carry, key):
             perm = jax.random.permutation(key, len(x_train))[: steps * batch_size]
             xb = x_train[perm].reshape(steps, batch_size, -1)
             yb = y_train[perm].reshape(steps, batch_size)
-            carry, losses = jax.lax.scan(step, carry, (xb, yb))
-            params, rest, _ = carry
-            logits = nnx.merge(eval_graphdef, params, rest)(x_valid)
-            acc = jnp.mean((jnp.argmax(logits, axis=-1) == y_valid).astype(jnp.float32))
-            return carry, (jnp.mean(losses), acc)
+            carry, loss = train_epoch(carry, (xb, yb))
+            params, batch_stats, _ = carry
+            return carry, (
+                loss,
+                accuracy(graphdef, params, batch_stats, x_valid, y_valid),
+            )
 
         keys = jax.random.split(jax.random.key(seed + 1), epochs)
-        carry = (params, rest, tx.init(params))
+        carry = (params, batch_stats, tx.init(params))
         _, (losses, accs) = jax.lax.scan(epoch, carry, keys)
         return losses, accs
 
     return train
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = OneLineParser(
+        prog="python -m examples.batchnorm", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--out", default="out/", help="output folder (out/)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -98,20 +86,11 @@ def main(argv: list[str] | None = None) -> dict:
         "--lrs", type=float, nargs="+", default=[0.01, 0.1, 0.3, 1.0, 3.0]
     )
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+    return parser.parse_args(argv)
 
-    start = time.perf_counter()
-    data = load_digits(flatten=True)
-    results = {}
-    for bn in (False, True):
-        train = make_trainer(
-            bn, data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed
-        )
-        for lr in args.lrs:
-            losses, accs = train(jnp.float32(lr))
-            results[bn, lr] = (np.asarray(losses), np.asarray(accs))
 
+def print_table(results: dict, args: argparse.Namespace) -> None:
+    """Final training loss and validation accuracy per learning rate and network."""
     print(
         f"MLP {'-'.join(map(str, FEATURES))} on digits, SGD momentum 0.9, "
         f"{args.epochs} epochs of batch {args.batch_size}"
@@ -132,6 +111,9 @@ def main(argv: list[str] | None = None) -> dict:
             )
         print(f"{lr:>6g} | {cells[0]} | {cells[1]}")
 
+
+def plot(results: dict, args: argparse.Namespace, path: str) -> None:
+    """Final validation accuracy against the learning rate; training-loss curves."""
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2))
     for bn, style in ((False, "--"), (True, "-")):
         label = "BatchNorm" if bn else "plain"
@@ -164,9 +146,27 @@ def main(argv: list[str] | None = None) -> dict:
     ax_loss.legend(fontsize=7, ncol=2)
     fig.suptitle("Same MLP with and without BatchNorm (digits, SGD + momentum 0.9)")
     fig.tight_layout()
-    path = os.path.join(args.out, "batchnorm.png")
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_or_exit("python -m examples.batchnorm", lambda: parse_args(argv))
+    os.makedirs(args.out, exist_ok=True)
+
+    start = time.perf_counter()
+    data = load_digits(flatten=True)
+    results = {}
+    for bn in (False, True):
+        train = make_trainer(
+            bn, data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed
+        )
+        for lr in args.lrs:
+            losses, accs = train(jnp.float32(lr))
+            results[bn, lr] = (np.asarray(losses), np.asarray(accs))
+    print_table(results, args)
+    path = os.path.join(args.out, "batchnorm.png")
+    plot(results, args, path)
     print(f"wrote {path} in {time.perf_counter() - start:.1f} s")
     return results
 

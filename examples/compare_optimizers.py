@@ -32,7 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from examples._cli import OneLineParser, UsageError, positive_int
+from examples.common import (
+    OneLineParser,
+    UsageError,
+    accuracy,
+    batchnorm_epoch,
+    exit_status,
+    positive_int,
+    split_for_training,
+)
 
 OPTIMIZER_NAMES = (
     "sgd",
@@ -180,36 +188,25 @@ def train_one(tx, data: Data, args, on_epoch: Callable[[], None]) -> tuple[Resul
     import jax
     import jax.numpy as jnp
     import optax
-    from flax import nnx
 
     import gradtransforms as gt
 
     model = _make_model(data, args.seed)
-    graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+    graphdef, params, batch_stats = split_for_training(model)
     x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
     x_valid, y_valid = jnp.asarray(data.x_valid), jnp.asarray(data.y_valid)
     n = len(data.x_train)
     batch_size = min(args.batch_size, n)
-
-    def loss_fn(params, batch_stats, x, y):
-        model = nnx.merge(graphdef, params, batch_stats, copy=True)
-        model.train()
-        logits = model(x)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        return loss, nnx.state(model, nnx.BatchStat)
+    train_epoch = batchnorm_epoch(
+        graphdef,
+        tx,
+        batch=lambda idx: (x_train[idx], y_train[idx]),
+        loss=optax.softmax_cross_entropy_with_integer_labels,
+    )
 
     def epoch(carry, key):
-        def step(carry, idx):
-            params, batch_stats, opt_state = carry
-            (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                params, batch_stats, x_train[idx], y_train[idx]
-            )
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (gt.apply_updates(params, updates), batch_stats, opt_state), loss
-
         idx, _ = gt.training.epoch_indices(key, n, batch_size, drop_remainder=True)
-        carry, losses = jax.lax.scan(step, carry, idx)
-        return carry, jnp.mean(losses)
+        return train_epoch(carry, idx)
 
     carry = (params, batch_stats, tx.init(params))
     run_epoch = jax.jit(epoch, donate_argnums=0)
@@ -226,19 +223,10 @@ def train_one(tx, data: Data, args, on_epoch: Callable[[], None]) -> tuple[Resul
         result.train_loss.append(loss)
         params, batch_stats, _ = carry
         result.valid_accuracy.append(
-            evaluate(graphdef, params, batch_stats, x_valid, y_valid)
+            float(accuracy(graphdef, params, batch_stats, x_valid, y_valid))
         )
         on_epoch()
     return result, (graphdef, carry, x_train, y_train, x_valid, y_valid)
-
-
-def evaluate(graphdef, params, batch_stats, x, y) -> float:
-    import jax.numpy as jnp
-    from flax import nnx
-
-    model = nnx.merge(graphdef, params, batch_stats, copy=True)
-    model.eval()
-    return float(jnp.mean(jnp.argmax(model(x), -1) == y))
 
 
 def evaluate_average(average, graphdef, carry, x_train, y_train, x_valid, y_valid):
@@ -388,16 +376,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = parse_args(argv)
-        run(args)
-    except UsageError as e:
-        print(f"compare_optimizers: error: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:  # models.DataError is a ValueError
-        print(f"compare_optimizers: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    # A data file that cannot be read raises models.DataError, a ValueError.
+    return exit_status(
+        "compare_optimizers",
+        lambda: run(parse_args(argv)),
+        errors=(UsageError, ValueError),
+    )
 
 
 if __name__ == "__main__":

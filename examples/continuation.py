@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import gradtransforms as gt
-from examples._cli import OneLineParser, UsageError, positive_int
+from examples.common import OneLineParser, exit_status, positive_int
 
 BOWL, CENTRE, RIPPLE, OMEGA = 0.5, 0.8, 1.0, np.pi  # a, c, b, ω
 START_RANGE = 6.0  # starts on a uniform grid over [−6, 6]
@@ -70,7 +70,7 @@ def global_minimum() -> tuple[float, float]:
     return float(theta), float(blurred_objective(np.asarray(theta), 0.0))
 
 
-def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = OneLineParser(
         prog="python -m examples.continuation", description=__doc__.splitlines()[0]
     )
@@ -212,12 +212,8 @@ def plot(args, result, theta_star, path) -> None:
     plt.close(fig)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = _parse(argv)
-    except UsageError as e:
-        print(f"continuation: error: {e}", file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace) -> dict[str, np.ndarray]:
+    """Every method from every start: prints the table, writes the figure."""
     os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()
     result = experiment(args)
@@ -242,7 +238,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = os.path.join(args.out, "continuation.png")
     plot(args, result, theta_star, path)
     print(f"compiled and ran in {elapsed:.1f} s; wrote {path}")
-    return 0
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return exit_status("continuation", lambda: run(parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import argparse
 import math
 import os
 import time
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +33,7 @@ import matplotlib
 import numpy as np
 
 import gradtransforms as gt
+from examples.common import OneLineParser, parse_or_exit
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -39,16 +41,12 @@ import matplotlib.pyplot as plt
 X0 = (-1.0, 2.0)  # the start: x₁ is minimised first, so only x₂ matters
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line on stderr, exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+PROG = "python -m examples.coordinate_descent"
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(
-        prog="python -m examples.coordinate_descent",
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = OneLineParser(
+        prog=PROG,
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("--out", default="out", help="output folder (out)")
@@ -126,10 +124,8 @@ def first_below(norms: np.ndarray, tol: float) -> int | None:
     return int(hits[0]) + 1 if hits.size else None
 
 
-def main(argv: list[str] | None = None) -> dict[float, dict[str, np.ndarray]]:
-    args = _parse(argv)
-    os.makedirs(args.out, exist_ok=True)
-    begin = time.perf_counter()
+def run_all(args: argparse.Namespace) -> dict[float, dict[str, np.ndarray]]:
+    """Both descents and Newton's step for every α; prints the table of sweeps."""
 
     @jax.jit
     def run(alpha):
@@ -168,24 +164,26 @@ def main(argv: list[str] | None = None) -> dict[float, dict[str, np.ndarray]]:
             "block": block_norm,
             "newton": np.asarray(newton),
         }
+    return results
 
-    fig, (ax_path, ax_norm) = plt.subplots(1, 2, figsize=(11, 4.8))
-    alpha = args.alphas[0]
-    path = np.concatenate([[X0], results[alpha]["path"]])
+
+def plot_path(ax, alpha: float, result: dict[str, np.ndarray]) -> None:
+    """The zig-zag of exact coordinate descent over the contours, and Newton's step."""
+    path = np.concatenate([[X0], result["path"]])
     # The zig-zag: x₁ moves first (horizontally), then x₂ (vertically).
     corners = np.stack([path[1:, 0], path[:-1, 1]], axis=1)
     zigzag = np.empty((2 * len(corners) + 1, 2))
     zigzag[0], zigzag[1::2], zigzag[2::2] = path[0], corners, path[1:]
     lim = 1.15 * np.abs(path).max()
     g1, g2 = np.meshgrid(np.linspace(-lim, lim, 200), np.linspace(-lim, lim, 200))
-    ax_path.contour(
+    ax.contour(
         g1,
         g2,
         (g1 - g2) ** 2 + alpha * (g1**2 + g2**2),
         levels=np.geomspace(1e-3, 10.0, 13),
         colors="0.8",
     )
-    ax_path.plot(
+    ax.plot(
         zigzag[:, 0],
         zigzag[:, 1],
         "-",
@@ -193,41 +191,54 @@ def main(argv: list[str] | None = None) -> dict[float, dict[str, np.ndarray]]:
         lw=1.0,
         label="coordinate descent",
     )
-    ax_path.annotate(
+    ax.annotate(
         "",
-        xy=results[alpha]["newton"],
+        xy=result["newton"],
         xytext=X0,
         arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 1.5},
     )
-    ax_path.plot([], [], color="tab:red", label="Newton (one step)")
-    ax_path.plot(*X0, "ko", ms=4, label="start")
-    ax_path.plot(0, 0, "k*", ms=10, label="minimum")
-    ax_path.set_xlim(-lim, lim)
-    ax_path.set_ylim(-lim, lim)
-    ax_path.set_aspect("equal")
-    ax_path.set_xlabel("x₁")
-    ax_path.set_ylabel("x₂")
-    ax_path.set_title(f"α = {alpha:g}: exact coordinate steps")
-    ax_path.legend(fontsize=8, loc="lower right")
+    ax.plot([], [], color="tab:red", label="Newton (one step)")
+    ax.plot(*X0, "ko", ms=4, label="start")
+    ax.plot(0, 0, "k*", ms=10, label="minimum")
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    ax.set_title(f"α = {alpha:g}: exact coordinate steps")
+    ax.legend(fontsize=8, loc="lower right")
 
+
+def plot_norms(ax, results: dict, args: argparse.Namespace) -> None:
+    """|x| against the sweep for every α, and Newton's one step."""
     sweeps = np.arange(1, args.sweeps + 1)
     for i, (alpha, r) in enumerate(results.items()):
         color = f"C{i}"
-        ax_norm.plot(sweeps, r["exact"], color=color, label=f"α = {alpha:g}")
-        ax_norm.plot(sweeps, r["block"], "--", color="k", lw=0.6)
+        ax.plot(sweeps, r["exact"], color=color, label=f"α = {alpha:g}")
+        ax.plot(sweeps, r["block"], "--", color="k", lw=0.6)
         newton_norm = max(float(np.linalg.norm(r["newton"])), 1e-12)
-        ax_norm.plot(1, newton_norm, "x", color=color, ms=8)
-    ax_norm.plot([], [], "--", color="k", lw=0.6, label="block CD with sgd")
-    ax_norm.plot([], [], "x", color="0.3", label="Newton, 1 step")
-    ax_norm.axhline(args.tol, color="0.5", lw=0.8, ls=":", label=f"|x| = {args.tol:g}")
-    ax_norm.set_xscale("log")
-    ax_norm.set_yscale("log")
-    ax_norm.set_ylim(1e-12, 10.0)  # lower lies float32 underflow, not information
-    ax_norm.set_xlabel("sweep (one step per coordinate)")
-    ax_norm.set_ylabel("|x| (distance to the minimum)")
-    ax_norm.set_title("Coordinate descent needs O(1/α) sweeps")
-    ax_norm.grid(alpha=0.3, which="both")
-    ax_norm.legend(fontsize=8, loc="lower left")
+        ax.plot(1, newton_norm, "x", color=color, ms=8)
+    ax.plot([], [], "--", color="k", lw=0.6, label="block CD with sgd")
+    ax.plot([], [], "x", color="0.3", label="Newton, 1 step")
+    ax.axhline(args.tol, color="0.5", lw=0.8, ls=":", label=f"|x| = {args.tol:g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(1e-12, 10.0)  # lower lies float32 underflow, not information
+    ax.set_xlabel("sweep (one step per coordinate)")
+    ax.set_ylabel("|x| (distance to the minimum)")
+    ax.set_title("Coordinate descent needs O(1/α) sweeps")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower left")
+
+
+def main(argv: Sequence[str] | None = None) -> dict[float, dict[str, np.ndarray]]:
+    args = parse_or_exit(PROG, lambda: parse_args(argv))
+    os.makedirs(args.out, exist_ok=True)
+    begin = time.perf_counter()
+    results = run_all(args)
+    fig, (ax_path, ax_norm) = plt.subplots(1, 2, figsize=(11, 4.8))
+    plot_path(ax_path, args.alphas[0], results[args.alphas[0]])
+    plot_norms(ax_norm, results, args)
     fig.tight_layout()
     out = os.path.join(args.out, "coordinate_descent.png")
     fig.savefig(out, dpi=110)

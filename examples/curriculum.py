@@ -50,22 +50,18 @@ from typing import Any
 
 import numpy as np
 
-from examples._cli import OneLineParser, UsageError, positive_int
+from examples.common import (
+    OneLineParser,
+    UsageError,
+    exit_status,
+    fraction,
+    positive_int,
+)
 
 HIDDEN = 128
 LEARNING_RATE = 1e-3
 TEACHER_STEPS = 300
 TEACHER_WEIGHT_DECAY = 1e-3
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return value
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -81,14 +77,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--difficulty", choices=("teacher", "distance"), default="teacher"
     )
-    parser.add_argument("--start", type=_fraction, default=0.2, help="λ(0)")
+    parser.add_argument("--start", type=fraction, default=0.2, help="λ(0)")
     parser.add_argument(
         "--ramp",
-        type=_fraction,
+        type=fraction,
         default=0.5,
         help="share of the steps until every example is admitted",
     )
-    parser.add_argument("--hard-fraction", type=_fraction, default=0.1)
+    parser.add_argument("--hard-fraction", type=fraction, default=0.1)
     parser.add_argument("--out", default="docs/figures", help="figure folder")
     args = parser.parse_args(argv)
     if args.steps % args.eval_every:
@@ -351,13 +347,9 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = parse_args(argv)
-        run(args)
-    except (UsageError, ValueError) as e:
-        print(f"curriculum: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(
+        "curriculum", lambda: run(parse_args(argv)), errors=(UsageError, ValueError)
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Grid, random and TPE hyperparameter search on the digits MLP, all vectorised.
 
-The textbook's point (seeds/000, after Bergstra & Bengio): when only some
+The point of Tripp's slides (after Bergstra & Bengio; docs/textbook.md): when only some
 hyperparameters matter, random search beats grid search at the same budget,
 because a grid spends its trials on repeats of the few values it has of the
 important ones. Here an MLP (64-64-10, no BatchNorm) learns scikit-learn's
@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from examples._cli import OneLineParser, UsageError, positive_int
+from examples.common import OneLineParser, UsageError, exit_status, positive_int
+from examples.hparam_search_report import format_table, plot, summarise
 
 LR_RANGE = (1e-4, 10.0)
 WD_RANGE = (1e-6, 1e-3)
@@ -84,58 +85,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 # ----------------------------------------------------------------------------
 # The problem
-
-
-def digits_mlp_problem(hidden: Sequence[int] = (64,), *, seed: int = 0) -> Any:
-    """The digits MLP (`models.MLP`, no BatchNorm) as a `gt.tuning.Problem`.
-
-    Parameters are the MLP's `nnx.Param` state; the loss is the mean softmax
-    cross-entropy; validation metrics are the loss and the accuracy on the
-    held-out 20% of the digits (split by `seed`).
-    """
-    import jax
-    import jax.numpy as jnp
-    import optax
-    from flax import nnx
-
-    import gradtransforms.tuning
-    from gradtransforms import models
-
-    data = models.load_digits(validation_fraction=0.2, seed=seed, flatten=True)
-    features = (data.x_train.shape[1], *hidden, 10)
-
-    def make(key):
-        return models.MLP(features, batch_norm=False, rngs=nnx.Rngs(key))
-
-    graphdef = nnx.graphdef(make(jax.random.key(0)))
-
-    def init_fn(key):
-        return nnx.state(make(key), nnx.Param)
-
-    def logits(params, x):
-        return nnx.merge(graphdef, params, copy=True)(x)
-
-    def loss_fn(params, batch):
-        x, y = batch
-        return optax.softmax_cross_entropy_with_integer_labels(
-            logits(params, x), y
-        ).mean()
-
-    def metrics_fn(params, batch):
-        x, y = batch
-        z = logits(params, x)
-        return {
-            "loss": optax.softmax_cross_entropy_with_integer_labels(z, y).mean(),
-            "accuracy": jnp.mean(jnp.argmax(z, -1) == y),
-        }
-
-    return gradtransforms.tuning.Problem(
-        init_fn=init_fn,
-        loss_fn=loss_fn,
-        train_data=(data.x_train, data.y_train),
-        valid_data=(data.x_valid, data.y_valid),
-        metrics_fn=metrics_fn,
-    )
 
 
 def sgd_with_weight_decay(learning_rate: Any, weight_decay: Any) -> Any:
@@ -178,23 +127,20 @@ def shifted_grid(space: dict[str, Any], k: int, offset: np.ndarray) -> dict:
 # The searches
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def sweep_grid_and_random(
+    problem: Any, space: dict, settings: dict, args: argparse.Namespace
+) -> tuple[dict[str, dict[str, Any]], Any]:
+    """Every grid and random trial of every repeat, trained in one vmapped sweep.
+
+    Returns the trials per method (losses, accuracies and the two
+    hyperparameters, each `(repeats, trials)`) and the sweep's result.
+    """
     import jax
     import jax.numpy as jnp
 
     import gradtransforms.tuning as tuning
 
-    wall = time.perf_counter()
-    problem = digits_mlp_problem(seed=args.seed)
-    space = search_space()
     n, k, repeats = args.trials, math.isqrt(args.trials), args.repeats
-    settings = dict(
-        optimizer=sgd_with_weight_decay,
-        hyperparams=("learning_rate", "weight_decay"),
-        num_epochs=args.epochs,
-        batch_size=args.batch_size,
-        key=jax.random.key(args.seed),
-    )
     rng = np.random.default_rng(args.seed)
     grids = [shifted_grid(space, k, rng.uniform(size=2)) for _ in range(repeats)]
     randoms = [
@@ -204,7 +150,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     configs = {
         name: jnp.concatenate([c[name] for c in grids + randoms]) for name in space
     }
-    # Every grid and random trial of every repeat: one vmapped program.
     result = tuning.sweep(problem, space, configs, chunk_size=8 * n, **settings)
     losses = result.final["valid_loss"].reshape(2, repeats, n)
     accuracy = result.final["valid_accuracy"].reshape(2, repeats, n)
@@ -217,27 +162,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "learning_rate": points["learning_rate"][m],
             "weight_decay": points["weight_decay"][m],
         }
-    if not args.no_tpe:
-        try:
-            import optuna
-        except ImportError:
-            print(
-                "optuna is not installed: TPE skipped (pip install "
-                "'gradtransforms[tuning]')",
-                file=sys.stderr,
-            )
-        else:
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
-            methods["TPE"] = run_tpe(problem, space, settings, args)
-            tpe_seconds = methods["TPE"].pop("seconds")
-    summary = summarise(methods)
-    total = time.perf_counter() - wall
-    table = format_table(summary, n)
+    return methods, result
+
+
+def optuna_available() -> bool:
+    """Whether Optuna imports (quietened); if not, say that TPE is skipped."""
+    try:
+        import optuna
+    except ImportError:
+        print(
+            "optuna is not installed: TPE skipped (pip install "
+            "'gradtransforms[tuning]')",
+            file=sys.stderr,
+        )
+        return False
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return True
+
+
+def print_report(
+    table: str, result: Any, tpe_seconds: float | None, total: float, args
+) -> None:
+    """The settings, the table and where the time went."""
+    n, repeats = args.trials, args.repeats
     print(
         f"\ndigits MLP 64-64-10, SGD (momentum {MOMENTUM}) + weight decay, "
         f"{args.epochs} epochs of batch {args.batch_size}; objective: validation "
         f"loss; {n} trials per search; {repeats} grid/random repeats"
-        + ("" if "TPE" not in methods else f", {args.tpe_repeats} TPE repeats")
+        + ("" if tpe_seconds is None else f", {args.tpe_repeats} TPE repeats")
         + "\n"
     )
     print(table)
@@ -247,21 +199,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"{result.run_seconds:.1f} s to train"
         + (
             ""
-            if "TPE" not in methods
+            if tpe_seconds is None
             else f"; TPE, {args.tpe_repeats} x {n // math.isqrt(n)} rounds of "
             f"ask-train-tell: {tpe_seconds:.1f} s"
         )
         + f"; total wall time {total:.1f} s"
     )
-    os.makedirs(args.out, exist_ok=True)
-    png = os.path.join(args.out, "hparam_search.png")
-    plot(methods, png, n)
-    with open(os.path.join(args.out, "hparam_search.json"), "w") as f:
+
+
+def write_json(path: str, summary: list, methods: dict, args) -> None:
+    """The settings, the summary rows and every trial."""
+    with open(path, "w") as f:
         json.dump(
             {
                 "settings": {
-                    "trials": n,
-                    "repeats": repeats,
+                    "trials": args.trials,
+                    "repeats": args.repeats,
                     "tpe_repeats": args.tpe_repeats,
                     "epochs": args.epochs,
                     "batch_size": args.batch_size,
@@ -280,6 +233,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f,
             indent=1,
         )
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import jax
+
+    from gradtransforms import problems
+
+    wall = time.perf_counter()
+    problem = problems.digits_mlp(seed=args.seed)
+    space = search_space()
+    settings = dict(
+        optimizer=sgd_with_weight_decay,
+        hyperparams=("learning_rate", "weight_decay"),
+        num_epochs=args.epochs,
+        batch_size=args.batch_size,
+        key=jax.random.key(args.seed),
+    )
+    methods, result = sweep_grid_and_random(problem, space, settings, args)
+    tpe_seconds = None
+    if not args.no_tpe and optuna_available():
+        methods["TPE"] = run_tpe(problem, space, settings, args)
+        tpe_seconds = methods["TPE"].pop("seconds")
+    summary = summarise(methods)
+    total = time.perf_counter() - wall
+    table = format_table(summary, args.trials)
+    print_report(table, result, tpe_seconds, total, args)
+    os.makedirs(args.out, exist_ok=True)
+    png = os.path.join(args.out, "hparam_search.png")
+    plot(methods, png, args.trials, (LR_RANGE, WD_RANGE))
+    write_json(os.path.join(args.out, "hparam_search.json"), summary, methods, args)
     print(f"wrote {png} and hparam_search.json")
     return {"summary": summary, "methods": methods, "table": table}
 
@@ -323,135 +306,13 @@ def run_tpe(
     return result
 
 
-# ----------------------------------------------------------------------------
-# Report
-
-
-def summarise(methods: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    grid_best = np.nanmin(methods["grid"]["losses"], axis=1)
-    rows = []
-    for label, m in methods.items():
-        best = np.array([np.nanmin(trial) for trial in m["losses"]])
-        index = [np.argmin(np.nan_to_num(trial, nan=np.inf)) for trial in m["losses"]]
-        best_accuracy = np.array(
-            [acc[i] for acc, i in zip(m["accuracy"], index, strict=True)]
-        )
-        distinct = np.mean(
-            [len(np.unique(np.round(lr, 6))) for lr in m["learning_rate"]]
-        )
-        beats = float(np.mean(best[:, None] < grid_best[None, :]))
-        rows.append(
-            {
-                "method": label,
-                "repeats": len(best),
-                "distinct_learning_rates": float(distinct),
-                "median_best_loss": float(np.median(best)),
-                "mean_best_loss": float(np.mean(best)),
-                "median_best_accuracy": float(np.median(best_accuracy)),
-                "beats_grid": beats,
-            }
-        )
-    return rows
-
-
-def format_table(rows: list[dict[str, Any]], n: int) -> str:
-    lines = [
-        f"| search ({n} trials) | repeats | distinct learning rates "
-        "| best valid loss, median | mean | valid accuracy of the best, median "
-        "| P(better than grid) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        beats = "–" if r["method"] == "grid" else f"{r['beats_grid']:.2f}"
-        lines.append(
-            f"| {r['method']} | {r['repeats']} | {r['distinct_learning_rates']:.0f} "
-            f"| {r['median_best_loss']:.4f} | {r['mean_best_loss']:.4f} "
-            f"| {r['median_best_accuracy']:.4f} | {beats} |"
-        )
-    return "\n".join(lines)
-
-
-COLOURS = {"grid": "tab:blue", "random": "tab:orange", "TPE": "tab:green"}
-
-
-def plot(methods: dict[str, dict[str, Any]], path: str, n: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    import gradtransforms.tuning as tuning
-
-    fig, (ax_lr, ax_pts, ax_best) = plt.subplots(1, 3, figsize=(15, 4.4))
-    floor = min(np.nanmin(m["losses"]) for m in methods.values())
-    for label, m in methods.items():
-        colour = COLOURS[label]
-        lr = m["learning_rate"].ravel()
-        loss = np.clip(np.nan_to_num(m["losses"].ravel(), nan=10.0), None, 10.0)
-        ax_lr.scatter(lr, loss, s=6, alpha=0.25, color=colour, label=label)
-        ax_pts.scatter(
-            m["learning_rate"][0],
-            m["weight_decay"][0],
-            s=28,
-            marker={"grid": "s", "random": "o", "TPE": "^"}[label],
-            facecolor="none" if label != "grid" else colour,
-            edgecolor=colour,
-            label=f"{label} (repeat 1)",
-        )
-        losses = m["losses"]
-        if label == "grid":  # a grid has no order: take its trials in random order
-            order = np.random.default_rng(0).permuted(
-                np.tile(np.arange(n), (len(losses), 1)), axis=1
-            )
-            losses = np.take_along_axis(losses, order, axis=1)
-        curves = np.stack([tuning.best_so_far(trial) for trial in losses])
-        trials = np.arange(1, n + 1)
-        median = np.nanmedian(curves, axis=0)
-        low, high = np.nanpercentile(curves, [25, 75], axis=0)
-        name = "grid (random order)" if label == "grid" else label
-        ax_best.plot(trials, median, color=colour, label=name)
-        ax_best.fill_between(trials, low, high, color=colour, alpha=0.15)
-    ax_lr.set(
-        xscale="log",
-        yscale="log",
-        xlabel="learning rate",
-        ylabel="validation loss",
-        title="every trial: only the learning rate matters",
-    )
-    ax_lr.set_ylim(floor * 0.8, 10.0)
-    ax_pts.set(
-        xscale="log",
-        yscale="log",
-        xlabel="learning rate (important)",
-        ylabel="weight decay (unimportant)",
-        title=f"the {n} points of one repeat",
-        xlim=LR_RANGE,
-        ylim=WD_RANGE,
-    )
-    ax_best.set(
-        xlabel="number of trials",
-        ylabel="best validation loss so far",
-        yscale="log",
-        title="best so far (median, 25–75% band)",
-    )
-    for ax in (ax_lr, ax_pts, ax_best):
-        ax.grid(alpha=0.3, which="both")
-    ax_lr.legend(fontsize=8, markerscale=2)
-    ax_pts.legend(fontsize=8, loc="upper left")
-    ax_best.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = parse_args(argv)
-        run(args)
-    except (UsageError, ValueError) as e:  # ValueError: e.g. --batch-size too big
-        print(f"hparam_search: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    # A ValueError is bad input too: a --batch-size larger than the data, say.
+    return exit_status(
+        "hparam_search",
+        lambda: run(parse_args(argv)),
+        errors=(UsageError, ValueError),
+    )
 
 
 if __name__ == "__main__":

@@ -18,15 +18,17 @@ import argparse
 import math
 import os
 import time
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import matplotlib
 import numpy as np
 from flax import nnx
-from gradtransforms.models import DeepLinear
 
 import gradtransforms.init as gi
+from examples.common import OneLineParser, parse_or_exit
+from gradtransforms.models import DeepLinear
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -71,12 +73,19 @@ def log10_variances(init, seeds: int, batch: int) -> np.ndarray:
     return out.mean(axis=0)
 
 
-def main(argv: list[str] | None = None) -> dict[str, np.ndarray]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PROG = "python -m examples.initialization"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out/", help="output folder (out/)")
     parser.add_argument("--seeds", type=int, default=5, help="networks per init")
     parser.add_argument("--batch", type=int, default=1000, help="input samples")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    args = parse_or_exit(PROG, lambda: parse_args(argv))
     os.makedirs(args.out, exist_ok=True)
 
     start = time.perf_counter()

@@ -32,10 +32,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from examples.common import (
+    OneLineParser,
+    batchnorm_epoch,
+    parse_or_exit,
+    split_for_training,
+)
+
+PROG = "python -m examples.multiprocess_training"
+
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m examples.multiprocess_training",
+    parser = OneLineParser(
+        prog=PROG,
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument(
@@ -63,7 +72,6 @@ def train(args: argparse.Namespace) -> tuple[dict, float]:
     path is the same.
     """
     import jax
-    import jax.numpy as jnp
     import optax
     from flax import nnx
     from jax.sharding import NamedSharding, PartitionSpec
@@ -85,35 +93,23 @@ def train(args: argparse.Namespace) -> tuple[dict, float]:
 
     data = models.load_digits(seed=args.seed, flatten=True)
     model = models.MLP((64, 128, 128, 10), batch_norm=True, rngs=nnx.Rngs(args.seed))
-    graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+    graphdef, params, batch_stats = split_for_training(model)
     params = jax.tree.map(global_replica, params)  # same seed: same values
     batch_stats = jax.tree.map(global_replica, batch_stats)
     tx = gt.adam(args.learning_rate)
     opt_state = gs.init(tx, params)  # replicated like the parameters
 
-    def loss_fn(params, batch_stats, x, y):
-        model = nnx.merge(graphdef, params, batch_stats, copy=True)
-        model.train()
-        logits = model(x)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        return loss, nnx.state(model, nnx.BatchStat)
-
-    def epoch(carry, xs, ys):
-        def step(carry, batch):
-            params, batch_stats, opt_state = carry
-            (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                params, batch_stats, *batch
-            )
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (gt.apply_updates(params, updates), batch_stats, opt_state), loss
-
-        carry, losses = jax.lax.scan(step, carry, (xs, ys))
-        return carry, jnp.mean(losses)
-
     carry = (params, batch_stats, opt_state)
     layout = jax.tree.map(lambda x: x.sharding, carry)
     # The carry is donated: each epoch updates parameters and state in place.
-    run_epoch = jax.jit(epoch, donate_argnums=0, out_shardings=(layout, replicated))
+    epoch = batchnorm_epoch(
+        graphdef, tx, loss=optax.softmax_cross_entropy_with_integer_labels
+    )
+    run_epoch = jax.jit(
+        epoch,
+        donate_argnums=0,
+        out_shardings=(layout, replicated),
+    )
     n, b = len(data.x_train), args.batch_size
     share = b // n_proc
     key = jax.random.key(args.seed)
@@ -125,7 +121,7 @@ def train(args: argparse.Namespace) -> tuple[dict, float]:
         steps = idx.shape[0]
         xs = jax.make_array_from_process_local_data(by_example, xs, (steps, b, 64))
         ys = jax.make_array_from_process_local_data(by_example, ys, (steps, b))
-        carry, loss = run_epoch(carry, xs, ys)
+        carry, loss = run_epoch(carry, (xs, ys))
     params = carry[0]
     host = {
         jax.tree_util.keystr(path): np.asarray(x.addressable_data(0))
@@ -226,7 +222,7 @@ def launch(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_or_exit(PROG, lambda: parse_args(argv))
     if args.launch:
         return launch(args)
     return worker(args)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +35,7 @@ import matplotlib
 import numpy as np
 
 import gradtransforms as gt
+from examples.common import OneLineParser, parse_or_exit
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -46,16 +48,12 @@ W_INIT = (-1.5, -3.5)
 NOISE = 0.5
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line on stderr, exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+PROG = "python -m examples.polyak_averaging"
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(
-        prog="python -m examples.polyak_averaging",
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = OneLineParser(
+        prog=PROG,
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("--out", default="out", help="output folder (out)")
@@ -149,32 +147,15 @@ def excess_loss(w: jax.Array, x: jax.Array, y: jax.Array, f_star: jax.Array):
     return (jax.vmap(loss, (0, None, None))(flat, x, y) - f_star).reshape(w.shape[:-1])
 
 
-def main(argv: list[str] | None = None) -> dict[str, np.ndarray]:
-    args = _parse(argv)
-    os.makedirs(args.out, exist_ok=True)
-    start = time.perf_counter()
-
-    r = experiment(args)
-    x, y, w_star, f_star = r["x"], r["y"], r["w_star"], r["f_star"]
-    eigenvalues = np.linalg.eigvalsh(np.asarray(x.T @ x) / NUM_EXAMPLES)
-    names = [
-        f"SGD iterate (lr={args.lr:g})",
-        "Polyak average",
-        f"EMA average (decay {args.decay:g})",
-    ]
-    paths = dict(zip(names, np.asarray(r["paths"]), strict=True))
-    excess = dict(
-        zip(names, np.asarray(excess_loss(r["paths"], x, y, f_star)), strict=True)
-    )
-    raw = paths[names[0]]
-    steps = raw.shape[0]
+def print_table(args, paths: dict, excess: dict, eigenvalues, w_star, same) -> None:
+    """Excess loss and distance to θ* after the last step, and over the last quarter."""
+    steps = next(iter(paths.values())).shape[0]
     print(
         f"least squares, {NUM_EXAMPLES} examples, Hessian eigenvalues "
         f"{eigenvalues[1]:.3f} and {eigenvalues[0]:.3f}; {steps} SGD steps of "
         f"batch {args.batch_size} ({args.epochs} epochs), lr × λmax = "
         f"{args.lr * eigenvalues[1]:.2f}"
     )
-    w_star_np = np.asarray(w_star)
     width = max(map(len, paths)) + 2
     quarter = slice(3 * steps // 4, None)
     print(
@@ -182,61 +163,66 @@ def main(argv: list[str] | None = None) -> dict[str, np.ndarray]:
         f"\n{'method':<{width}}{'(last step)':>20}   last quarter of steps"
     )
     for name, p in paths.items():
-        distance = float(np.linalg.norm(p[-1] - w_star_np))
+        distance = float(np.linalg.norm(p[-1] - w_star))
         print(
             f"{name:<{width}}{excess[name][-1]:>10.2e}{distance:>10.2e}"
             f"   {excess[name][quarter].mean():.2e}"
         )
-    print(f"raw iterates identical with either average: {bool(r['same'])}")
+    print(f"raw iterates identical with either average: {same}")
 
+
+STYLES = (
+    {"color": "0.55", "lw": 0.5},
+    {"color": "tab:blue", "lw": 1.8},
+    {"color": "tab:orange", "lw": 1.0},
+)
+
+
+def plot_paths(ax, title: str, first: int, half: float, paths: dict, r: dict):
+    """The paths from step `first` on, over the contours, in a square around θ*."""
+    x, y, f_star = r["x"], r["y"], r["f_star"]
+    w_star = np.asarray(r["w_star"])
+    g1, g2 = np.meshgrid(
+        np.linspace(w_star[0] - half, w_star[0] + half, 160),
+        np.linspace(w_star[1] - half, w_star[1] + half, 160),
+    )
+    grid = jnp.asarray(np.stack([g1, g2], axis=-1), jnp.float32)
+    f_grid = np.asarray(excess_loss(grid, x, y, f_star))
+    levels = float(f_grid.max()) * np.linspace(0.05, 0.95, 9) ** 2
+    ax.contour(g1, g2, f_grid.reshape(g1.shape), levels=levels, colors="0.8")
+    for (name, p), style in zip(paths.items(), STYLES, strict=True):
+        p = p[first:]
+        if first == 0:
+            p = np.concatenate([[W_INIT], p])
+        ax.plot(p[:, 0], p[:, 1], label=name, **style)
+    if first == 0:
+        ax.plot(*W_INIT, "ko", ms=4, label="start")
+    ax.plot(*w_star, "r+", ms=14, mew=2, zorder=5, label="optimum θ*")
+    ax.set_xlim(w_star[0] - half, w_star[0] + half)
+    ax.set_ylim(w_star[1] - half, w_star[1] + half)
+    ax.set_aspect("equal")
+    ax.set_xlabel("θ₁")
+    ax.set_ylabel("θ₂")
+    ax.set_title(title)
+
+
+def plot(args, paths: dict, excess: dict, r: dict, path: str) -> None:
+    """The paths (all steps; the last quarter) and the excess loss per step."""
     fig, (ax_path, ax_zoom, ax_loss) = plt.subplots(1, 3, figsize=(15, 4.6))
-    styles = [
-        {"color": "0.55", "lw": 0.5},
-        {"color": "tab:blue", "lw": 1.8},
-        {"color": "tab:orange", "lw": 1.0},
-    ]
+    w_star = np.asarray(r["w_star"])
+    raw = next(iter(paths.values()))
+    steps = raw.shape[0]
     tail = 3 * steps // 4
     # Half-widths of the square windows: every point, and most of the tail.
-    spread = np.max(np.abs(np.asarray(raw) - w_star_np), axis=1)
-    windows = {
-        ax_path: (
-            "All steps",
-            0,
-            1.05 * max(spread.max(), *np.abs(W_INIT - w_star_np)),
-        ),
-        ax_zoom: (
-            f"Steps {tail + 1}–{steps}, near θ*",
-            tail,
-            1.1 * np.quantile(spread[tail:], 0.98),
-        ),
-    }
-    for ax, (title, first, half) in windows.items():
-        g1, g2 = np.meshgrid(
-            np.linspace(w_star_np[0] - half, w_star_np[0] + half, 160),
-            np.linspace(w_star_np[1] - half, w_star_np[1] + half, 160),
-        )
-        grid = jnp.asarray(np.stack([g1, g2], axis=-1), jnp.float32)
-        f_grid = np.asarray(excess_loss(grid, x, y, f_star))
-        levels = float(f_grid.max()) * np.linspace(0.05, 0.95, 9) ** 2
-        ax.contour(g1, g2, f_grid.reshape(g1.shape), levels=levels, colors="0.8")
-        for (name, p), style in zip(paths.items(), styles, strict=True):
-            p = p[first:]
-            if first == 0:
-                p = np.concatenate([[W_INIT], p])
-            ax.plot(p[:, 0], p[:, 1], label=name, **style)
-        if first == 0:
-            ax.plot(*W_INIT, "ko", ms=4, label="start")
-        ax.plot(*w_star_np, "r+", ms=14, mew=2, zorder=5, label="optimum θ*")
-        ax.set_xlim(w_star_np[0] - half, w_star_np[0] + half)
-        ax.set_ylim(w_star_np[1] - half, w_star_np[1] + half)
-        ax.set_aspect("equal")
-        ax.set_xlabel("θ₁")
-        ax.set_ylabel("θ₂")
-        ax.set_title(title)
+    spread = np.max(np.abs(raw - w_star), axis=1)
+    whole = 1.05 * max(spread.max(), *np.abs(W_INIT - w_star))
+    plot_paths(ax_path, "All steps", 0, whole, paths, r)
+    zoom = 1.1 * np.quantile(spread[tail:], 0.98)
+    plot_paths(ax_zoom, f"Steps {tail + 1}–{steps}, near θ*", tail, zoom, paths, r)
     ax_path.legend(fontsize=8, loc="upper left")
 
     t = np.arange(1, steps + 1)
-    for (name, e), style in zip(excess.items(), styles, strict=True):
+    for (name, e), style in zip(excess.items(), STYLES, strict=True):
         ax_loss.plot(t, np.maximum(e, 1e-12), label=name, **style)
     ax_loss.set_xscale("log")
     ax_loss.set_yscale("log")
@@ -246,9 +232,31 @@ def main(argv: list[str] | None = None) -> dict[str, np.ndarray]:
     ax_loss.grid(alpha=0.3, which="both")
     ax_loss.legend(fontsize=8)
     fig.tight_layout()
-    path = os.path.join(args.out, "polyak_averaging.png")
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    args = parse_or_exit(PROG, lambda: parse_args(argv))
+    os.makedirs(args.out, exist_ok=True)
+    start = time.perf_counter()
+
+    r = experiment(args)
+    x, y = r["x"], r["y"]
+    eigenvalues = np.linalg.eigvalsh(np.asarray(x.T @ x) / NUM_EXAMPLES)
+    names = [
+        f"SGD iterate (lr={args.lr:g})",
+        "Polyak average",
+        f"EMA average (decay {args.decay:g})",
+    ]
+    paths = dict(zip(names, np.asarray(r["paths"]), strict=True))
+    excess = dict(
+        zip(names, np.asarray(excess_loss(r["paths"], x, y, r["f_star"])), strict=True)
+    )
+    w_star = np.asarray(r["w_star"])
+    print_table(args, paths, excess, eigenvalues, w_star, bool(r["same"]))
+    path = os.path.join(args.out, "polyak_averaging.png")
+    plot(args, paths, excess, r, path)
     print(f"wrote {path} in {time.perf_counter() - start:.1f} s")
     return paths
 

@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from examples._cli import (
+from examples.common import (
     OneLineParser,
     UsageError,
+    cross_entropy,
     exit_status,
     non_negative_int,
     positive_float,
@@ -76,27 +77,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+def train_methods(
+    args: argparse.Namespace, data: Any, features: tuple[int, ...], total: int
+) -> dict[str, dict[str, Any]]:
+    """Every method for every seed: final and pretrained (loss, accuracy), curves."""
     import jax.numpy as jnp
-    import matplotlib
     from flax import nnx
-    from gradtransforms.models.pretraining import cross_entropy
 
     import gradtransforms as gt
     from gradtransforms import models
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    start = time.perf_counter()
-    data = models.load_digits(flatten=True)
     x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
-    if args.batch_size > len(y):
-        raise UsageError(
-            f"--batch-size ({args.batch_size}) exceeds the {len(y)} training examples"
-        )
-    features = (x.shape[1], *([args.width] * args.hidden), 10)
-    total = args.hidden * args.stage_steps + args.finetune_steps
     tx = gt.sgd(args.lr, momentum=0.9)  # one object: compiled loops are reused
 
     def evaluate(model) -> tuple[float, float]:
@@ -141,7 +132,16 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
                     [*map(np.asarray, result.stage_losses), result.finetune_losses]
                 )
             )
+    return results
 
+
+def print_table(
+    results: dict[str, dict[str, Any]],
+    args: argparse.Namespace,
+    features: tuple[int, ...],
+    total: int,
+) -> None:
+    """Per method, the training loss and validation accuracy over the seeds."""
     print(
         f"MLP {features[0]}-({args.width} x {args.hidden})-{features[-1]} on digits, "
         f"SGD + momentum 0.9 at lr "
@@ -152,16 +152,34 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     )
     print("| method | train loss | valid accuracy |")
     print("|---|---:|---:|")
-    for method in methods:
-        rows = [(method, results[method]["final"])]
-        if results[method]["pretrained"]:
-            rows.insert(
-                0, (f"{method}, before fine-tuning", results[method]["pretrained"])
-            )
+    for method, result in results.items():
+        rows = [(method, result["final"])]
+        if result["pretrained"]:
+            rows.insert(0, (f"{method}, before fine-tuning", result["pretrained"]))
         for name, values in rows:
             loss, acc = np.asarray(values).T
             print(f"| {name} | {_summary(loss, '.4f')} | {_summary(acc, '.3f')} |")
 
+
+def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    import matplotlib
+
+    from gradtransforms import models
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    start = time.perf_counter()
+    data = models.load_digits(flatten=True)
+    n_train = len(data.y_train)
+    if args.batch_size > n_train:
+        raise UsageError(
+            f"--batch-size ({args.batch_size}) exceeds the {n_train} training examples"
+        )
+    features = (data.x_train.shape[1], *([args.width] * args.hidden), 10)
+    total = args.hidden * args.stage_steps + args.finetune_steps
+    results = train_methods(args, data, features, total)
+    print_table(results, args, features, total)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "pretraining.png")
     plot(results, args, total, path, plt)

@@ -45,14 +45,21 @@ from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
 import gradtransforms as gt  # noqa: E402
 import gradtransforms.sharding as gs  # noqa: E402
+from examples.common import (  # noqa: E402
+    OneLineParser,
+    batchnorm_epoch,
+    parse_or_exit,
+    split_for_training,
+)
 from gradtransforms import models  # noqa: E402
 
+PROG = "python -m examples.sharded_training"
 LAYOUTS = ("single", "data_parallel", "fsdp")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m examples.sharded_training",
+    parser = OneLineParser(
+        prog=PROG,
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("--epochs", type=int, default=5)
@@ -81,7 +88,7 @@ def param_sharding(mesh: jax.sharding.Mesh, layout: str, x: jax.Array):
 def train(layout: str, args: argparse.Namespace, data) -> dict:
     """Train one run; return its final loss, parameters and state layout."""
     model = models.MLP((64, 128, 128, 10), batch_norm=True, rngs=nnx.Rngs(args.seed))
-    graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+    graphdef, params, batch_stats = split_for_training(model)
     tx = gt.adam(args.learning_rate)
     x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
     n = len(x_train)
@@ -103,29 +110,23 @@ def train(layout: str, args: argparse.Namespace, data) -> dict:
         x_train, y_train = jax.device_put((x_train, y_train), replicated)
         opt_state = gs.init(tx, params)  # moments created in their params' layout
 
-    def loss_fn(params, batch_stats, x, y):
-        model = nnx.merge(graphdef, params, batch_stats, copy=True)
-        model.train()
-        logits = model(x)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        return loss, nnx.state(model, nnx.BatchStat)
+    def batch(idx):
+        x, y = x_train[idx], y_train[idx]
+        if batch_sharding is not None:  # each device takes 1/8 of the batch
+            x = jax.lax.with_sharding_constraint(x, batch_sharding)
+            y = jax.lax.with_sharding_constraint(y, batch_sharding)
+        return x, y
+
+    train_epoch = batchnorm_epoch(
+        graphdef,
+        tx,
+        batch=batch,
+        loss=optax.softmax_cross_entropy_with_integer_labels,
+    )
 
     def epoch(carry, key):
-        def step(carry, idx):
-            params, batch_stats, opt_state = carry
-            x, y = x_train[idx], y_train[idx]
-            if batch_sharding is not None:  # each device takes 1/8 of the batch
-                x = jax.lax.with_sharding_constraint(x, batch_sharding)
-                y = jax.lax.with_sharding_constraint(y, batch_sharding)
-            (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                params, batch_stats, x, y
-            )
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (gt.apply_updates(params, updates), batch_stats, opt_state), loss
-
         idx, _ = gt.training.epoch_indices(key, n, args.batch_size)
-        carry, losses = jax.lax.scan(step, carry, idx)
-        return carry, jnp.mean(losses)
+        return train_epoch(carry, idx)
 
     carry = (params, batch_stats, opt_state)
     # The carry is donated: each epoch updates parameters and state in place.
@@ -168,7 +169,7 @@ def describe_layout(params, opt_state) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_or_exit(PROG, lambda: parse_args(argv))
     if jax.device_count() < DEVICES:
         print(
             f"sharded_training: needs {DEVICES} devices, found "

@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from examples._cli import (
+from examples.common import (
     OneLineParser,
     UsageError,
+    cross_entropy,
     exit_status,
     non_negative_int,
     positive_float,
@@ -99,6 +100,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def make_model(network: str, depth: int, width: int, seed: int) -> Any:
     """The plain `MLP` or the `ResidualMLP` with `depth` Linear layers."""
     from flax import nnx
+
     from gradtransforms.models import MLP, ResidualMLP
 
     rngs = nnx.Rngs(seed)
@@ -132,15 +134,13 @@ def make_trainer(
         jnp.asarray(a) for a in (data.x_train, data.y_train, data.x_valid, data.y_valid)
     )
 
-    def cross_entropy(params, x, y):
-        logits = nnx.merge(graphdef, params, copy=True)(x)
-        logp = jax.nn.log_softmax(logits)
-        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=-1))
+    def loss_fn(params, x, y):
+        return cross_entropy(nnx.merge(graphdef, params, copy=True)(x), y)
 
     def train_one(params, indices, x_train, y_train, x_valid, y_valid):
         def step(carry, idx):
             params, opt_state = carry
-            loss, grads = jax.value_and_grad(cross_entropy)(
+            loss, grads = jax.value_and_grad(loss_fn)(
                 params, x_train[idx], y_train[idx]
             )
             updates, opt_state = tx.update(grads, opt_state, params)
@@ -151,7 +151,7 @@ def make_trainer(
         accuracy = jnp.mean(
             (jnp.argmax(logits, axis=-1) == y_valid).astype(jnp.float32)
         )
-        return losses, cross_entropy(params, x_train, y_train), accuracy
+        return losses, loss_fn(params, x_train, y_train), accuracy
 
     # The data are arguments, not constants baked into the compiled program.
     train = jax.jit(jax.vmap(train_one, in_axes=(0, 0, None, None, None, None)))
@@ -175,9 +175,9 @@ def minibatch_indices(seed: int, num_examples: int, batch_size: int, steps: int)
 def run(args: argparse.Namespace) -> dict[tuple[str, int], dict[str, np.ndarray]]:
     import jax
     import matplotlib
-    from gradtransforms.models import load_digits
 
     import gradtransforms as gt
+    from gradtransforms.models import load_digits
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

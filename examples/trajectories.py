@@ -18,33 +18,26 @@ number of steps taken and the final distance to the minimum.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from examples._cli import OneLineParser, UsageError
-
-
-def ravine(p):
-    return 0.5 * (p[0] ** 2 + 25.0 * p[1] ** 2)
-
-
-def rosenbrock(p):
-    return (1 - p[0]) ** 2 + 100.0 * (p[1] - p[0] ** 2) ** 2
-
+from examples.common import OneLineParser, exit_status
+from gradtransforms import problems
 
 PROBLEMS = {
     "ravine": {
-        "fun": ravine,
+        "fun": problems.quadratic(np.diag([1.0, 25.0]), np.zeros(2)),
         "start": (-9.0, 1.6),
         "minimum": (0.0, 0.0),
         "steps": 40,
         "box": ((-10, 3), (-2.2, 2.2)),
     },
     "rosenbrock": {
-        "fun": rosenbrock,
+        "fun": problems.rosenbrock,
         "start": (-1.2, 1.0),
         "minimum": (1.0, 1.0),
         "steps": 600,
@@ -100,6 +93,15 @@ def run_path(tx, fun: Callable, start, steps: int) -> np.ndarray:
     return np.array(path)
 
 
+def values_on_grid(fun: Callable, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """`fun` at every point `(xs[i, j], ys[i, j])` of a mesh grid."""
+    import jax
+    import jax.numpy as jnp
+
+    points = jnp.asarray(np.stack([xs.ravel(), ys.ravel()], axis=1))
+    return np.asarray(jax.vmap(fun)(points)).reshape(xs.shape)
+
+
 def plot(paths: dict, path: str) -> None:
     import matplotlib
 
@@ -111,7 +113,7 @@ def plot(paths: dict, path: str) -> None:
     for ax, (name, problem) in zip(axes, PROBLEMS.items(), strict=True):
         (x0, x1), (y0, y1) = problem["box"]
         xs, ys = np.meshgrid(np.linspace(x0, x1, 300), np.linspace(y0, y1, 300))
-        zs = np.asarray(problem["fun"]((xs, ys)))  # NumPy broadcasting, no jit
+        zs = values_on_grid(problem["fun"], xs, ys)
         levels = np.geomspace(max(zs.min(), 1e-3), zs.max(), 18)
         ax.contour(xs, ys, zs, levels=levels, colors="0.8", linewidths=0.8)
         for i, (method, p) in enumerate(paths[name].items()):
@@ -127,16 +129,16 @@ def plot(paths: dict, path: str) -> None:
     plt.close(fig)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = OneLineParser(
         prog="python -m examples.trajectories", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--out", default="out", help="output folder")
-    try:
-        args = parser.parse_args(argv)
-    except UsageError as e:
-        print(f"trajectories: error: {e}", file=sys.stderr)
-        return 2
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict[str, dict[str, np.ndarray]]:
+    """Every method on both problems: prints the table, writes the figure."""
     os.makedirs(args.out, exist_ok=True)
     paths: dict[str, dict[str, np.ndarray]] = {}
     print("| method | problem | steps | distance to minimum |\n|---|---|---:|---:|")
@@ -149,7 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"| {method} | {name} | {len(p) - 1} | {dist:.2e} |")
     plot(paths, os.path.join(args.out, "trajectories.png"))
     print(f"wrote {args.out}/trajectories.png")
-    return 0
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return exit_status("trajectories", lambda: run(parse_args(argv)))
 
 
 if __name__ == "__main__":
