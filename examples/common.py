@@ -1,4 +1,4 @@
-"""What the examples share: their command line, their loss and their training epoch.
+"""What the examples share: their command line and their training epoch.
 
 * The command line: `OneLineParser` turns a bad argument into a `UsageError`,
   which `exit_status` (for a `main` that returns an exit status) or
@@ -6,8 +6,6 @@
   on stderr with exit status 2; `positive_int`, `non_negative_int`,
   `positive_float` and `fraction` are argparse types that say in that line
   what they expected.
-* `cross_entropy(logits, labels)`: the mean softmax cross-entropy with
-  integer labels, the default loss of the examples' classifiers.
 * `split_for_training`, `batchnorm_epoch` and `accuracy`: a Flax NNX model
   with BatchNorm trained by pure, jit-compilable functions. The model is
   split once (`nnx.split`) into its graph, its parameters and the rest of its
@@ -131,23 +129,6 @@ def fraction(text: str) -> float:
 # The loss
 
 
-def cross_entropy(logits: Any, labels: Any) -> Any:
-    """Mean softmax cross-entropy with integer labels.
-
-    Args:
-      logits: the scores, shape `(batch, classes)`.
-      labels: the classes, integers of shape `(batch,)`.
-
-    Returns:
-      The scalar mean over the batch of $-\\log \\mathrm{softmax}(z)_y$.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    logp = jax.nn.log_softmax(logits)
-    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
-
-
 # ----------------------------------------------------------------------------
 # A BatchNorm model trained by pure functions
 
@@ -167,7 +148,7 @@ def batchnorm_epoch(
     graphdef: Any,
     tx: Any,
     batch: Callable[[Any], tuple[Any, Any]] | None = None,
-    loss: Callable[[Any, Any], Any] = cross_entropy,
+    loss: Callable[[Any, Any], Any] | None = None,
 ) -> Callable[[tuple[Any, Any, Any], Any], tuple[tuple[Any, Any, Any], Any]]:
     """One epoch of minibatch training, as a pure function to trace or jit.
 
@@ -184,7 +165,8 @@ def batchnorm_epoch(
         of example indices to `(x_train[idx], y_train[idx])`; by default the
         scanned elements are the minibatches themselves.
       loss: `loss(logits, labels)`, the minibatch's mean loss or its
-        per-example losses (their mean is minimised), e.g.
+        per-example losses (their mean is minimised); by default
+        `gradtransforms.models.cross_entropy`; or e.g.
         `optax.softmax_cross_entropy_with_integer_labels`. The same
         cross-entropy computed another way rounds differently and training
         amplifies the difference, so each example passes the loss that its
@@ -200,6 +182,9 @@ def batchnorm_epoch(
     from flax import nnx
 
     import gradtransforms as gt
+    from gradtransforms.models import cross_entropy
+
+    loss = cross_entropy if loss is None else loss
 
     def loss_fn(params, batch_stats, x, y):
         model = nnx.merge(graphdef, params, batch_stats, copy=True)

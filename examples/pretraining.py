@@ -38,7 +38,6 @@ import numpy as np
 from examples.common import (
     OneLineParser,
     UsageError,
-    cross_entropy,
     exit_status,
     non_negative_int,
     positive_float,
@@ -91,7 +90,7 @@ def train_methods(
     tx = gt.sgd(args.lr, momentum=0.9)  # one object: compiled loops are reused
 
     def evaluate(model) -> tuple[float, float]:
-        loss = float(cross_entropy(model(x), y))
+        loss = float(models.cross_entropy(model(x), y))
         logits = model(jnp.asarray(data.x_valid))
         accuracy = float(jnp.mean(jnp.argmax(logits, axis=-1) == data.y_valid))
         return loss, accuracy

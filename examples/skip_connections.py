@@ -37,7 +37,6 @@ import numpy as np
 from examples.common import (
     OneLineParser,
     UsageError,
-    cross_entropy,
     exit_status,
     non_negative_int,
     positive_float,
@@ -133,6 +132,8 @@ def make_trainer(
     arrays = tuple(
         jnp.asarray(a) for a in (data.x_train, data.y_train, data.x_valid, data.y_valid)
     )
+
+    from gradtransforms.models import cross_entropy
 
     def loss_fn(params, x, y):
         return cross_entropy(nnx.merge(graphdef, params, copy=True)(x), y)

@@ -12,7 +12,12 @@ from gradtransforms.models.cnn import CNN
 from gradtransforms.models.data import DataError, DataSplit, load_digits, load_npz
 from gradtransforms.models.deep_linear import DeepLinear
 from gradtransforms.models.mlp import MLP
-from gradtransforms.models.pretraining import PretrainResult, fit, greedy_pretrain
+from gradtransforms.models.pretraining import (
+    PretrainResult,
+    cross_entropy,
+    fit,
+    greedy_pretrain,
+)
 from gradtransforms.models.residual import ResidualMLP
 
 __all__ = [
@@ -23,6 +28,7 @@ __all__ = [
     "DeepLinear",
     "PretrainResult",
     "ResidualMLP",
+    "cross_entropy",
     "fit",
     "greedy_pretrain",
     "load_digits",
