@@ -4,6 +4,8 @@ Silent up-casts and broadcasting bugs surface here rather than in users' runs.
 (Warnings-as-errors is set in pyproject.toml's pytest options.)
 """
 
+from __future__ import annotations
+
 import jax
 import pytest
 

@@ -1,5 +1,7 @@
 """A minimal NNX training loop shared by the model tests."""
 
+from __future__ import annotations
+
 from flax import nnx
 
 from gradtransforms.models import cross_entropy

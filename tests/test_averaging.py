@@ -7,7 +7,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 import gradtransforms as gt
 
@@ -149,26 +148,6 @@ def test_update_without_params_raises():
 def test_bad_arguments(build, argument):
     with pytest.raises((ValueError, TypeError), match=argument):
         build()
-
-
-def test_averaged_model_for_flax_nnx_leaves_the_training_model_alone():
-    model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
-    optimizer = nnx.Optimizer(
-        model, gt.chain(gt.sgd(0.5), gt.polyak_average()), wrt=nnx.Param
-    )
-    x = jax.random.normal(jax.random.key(1), (8, 3))
-    kernels = []
-    for _ in range(4):
-        grads = nnx.grad(lambda m: jnp.mean((m(x) - 1.0) ** 2))(model)
-        optimizer.update(model, grads)
-        kernels.append(np.asarray(model.kernel[...]))
-    trained = np.asarray(model.kernel[...])
-    averaged = gt.averaged_model(model, optimizer.opt_state)
-    np.testing.assert_allclose(
-        averaged.kernel[...], np.mean(kernels, axis=0), rtol=1e-6
-    )
-    np.testing.assert_array_equal(model.kernel[...], trained)
-    assert averaged is not model
 
 
 def test_state_does_not_alias_the_parameters_so_both_can_be_donated():

@@ -4,6 +4,8 @@ The benchmarks themselves are run by hand (see benchmarks/README.md); CI only
 checks that they still run and write what they promise.
 """
 
+from __future__ import annotations
+
 import re
 
 import jax

@@ -1,4 +1,4 @@
-"""chain, masked, partition, inject_hyperparams, apply_updates and tree errors."""
+"""chain, masked, partition, inject_hyperparams, and update's tree errors."""
 
 from __future__ import annotations
 
@@ -77,32 +77,8 @@ def test_partition_names_unknown_labels():
         tx.init(PARAMS)
 
 
-def test_identity_passes_through():
-    out, _ = gt.identity().update(GRADS, gt.identity().init(PARAMS))
-    chex.assert_trees_all_equal(out, GRADS)
-
-
-def test_add_decayed_weights_with_mask_and_without_params():
-    tx = gt.add_decayed_weights(0.5, mask={"w": True, "b": False})
-    out, _ = tx.update(GRADS, tx.init(PARAMS), PARAMS)
-    chex.assert_trees_all_close(out["w"], GRADS["w"] + 0.5 * PARAMS["w"])
-    chex.assert_trees_all_close(out["b"], GRADS["b"])
-    plain = gt.add_decayed_weights(0.5)
-    with pytest.raises(ValueError, match="params"):
-        plain.update(GRADS, plain.init(PARAMS))
-
-
 # ----------------------------------------------------------------------------
-# Tree-structure errors name the first differing path.
-
-
-def test_apply_updates_names_the_first_differing_path():
-    with pytest.raises(ValueError, match=r"\['b'\]"):
-        gt.apply_updates({"a": jnp.ones(2), "b": jnp.ones(1)}, {"a": jnp.ones(2)})
-    with pytest.raises(ValueError, match=r"\['net'\]\[1\]"):
-        gt.apply_updates(
-            {"net": [jnp.ones(1), jnp.ones(1)]}, {"net": [jnp.ones(1), None]}
-        )
+# Tree-structure errors of update name the first differing path.
 
 
 def test_update_names_the_path_where_updates_and_params_differ():
@@ -117,14 +93,6 @@ def test_update_with_state_of_another_model_names_the_path():
     state = tx.init({"w": jnp.ones(2)})
     with pytest.raises(ValueError, match="b"):
         tx.update(GRADS, state, PARAMS)
-
-
-def test_apply_updates_keeps_parameter_dtypes():
-    params = {"h": jnp.ones(3, jnp.bfloat16), "f": jnp.ones(3)}
-    updates = {"h": jnp.full(3, 0.5), "f": jnp.full(3, 0.25)}
-    new = gt.apply_updates(params, updates)
-    assert new["h"].dtype == jnp.bfloat16 and new["f"].dtype == jnp.float32
-    np.testing.assert_allclose(np.asarray(new["h"], np.float32), 1.5)
 
 
 # ----------------------------------------------------------------------------

@@ -21,7 +21,6 @@ import optax
 import pytest
 
 import gradtransforms as gt
-from examples import continuation as example
 
 OMEGA = 2.0
 THETA = jnp.array([0.3, -1.2, 2.0, 0.9])
@@ -354,26 +353,3 @@ def test_add_noise_keeps_structure_and_dtypes():
     assert out["w"].dtype == jnp.float32 and out["h"].dtype == jnp.bfloat16
     assert not np.allclose(out["w"], 1.0)
     assert int(state.count) == 1
-
-
-# --------------------------------------------------------------------------
-# The example
-
-
-def test_example_continuation_beats_gradient_descent(tmp_path, capsys):
-    assert example.main(["--out", str(tmp_path), "--starts", "12"]) == 0
-    rows = [
-        line.strip("|").split("|")
-        for line in capsys.readouterr().out.splitlines()
-        if line.startswith("| ") and "---" not in line and "success" not in line
-    ]
-    hits = {m.strip(): int(rate.split("/")[0]) for m, rate, _ in rows}
-    assert set(hits) == set(example.METHODS)
-    plain, smoothed = hits[example.METHODS[0]], hits[example.METHODS[1]]
-    assert plain <= 4 and smoothed >= 11, hits
-    assert (tmp_path / "continuation.png").stat().st_size > 20_000
-
-
-def test_example_bad_argument_exits_2(capsys):
-    assert example.main(["--samples", "3"]) == 2
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1

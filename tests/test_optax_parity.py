@@ -104,7 +104,8 @@ PAIRS = {
 # float32 rounding; optax's literal 1 - float32(0.999)**t is off by up to
 # 1.3e-5 relative at t = 1 (half of that after the square root). Adam-family
 # pairs therefore agree to 2e-5 rather than 2e-6; see
-# test_adam_bias_correction_is_accurate_in_float32 for which one is right.
+# test_adam_bias_correction_is_accurate_in_float32 (tests/test_adaptive.py)
+# for which one is right.
 BIAS_CORRECTED = {"adam", "adam_eps_root", "nadam", "adamw", "scale_by_adam", "chain"}
 
 
@@ -114,18 +115,6 @@ def test_matches_optax(name):
     expected = _optax_trajectory(theirs)
     rtol = 2e-5 if name in BIAS_CORRECTED else 2e-6
     chex.assert_trees_all_close(_trajectory(ours), expected, rtol=rtol, atol=1e-7)
-
-
-def test_adam_bias_correction_is_accurate_in_float32():
-    """Under a constant gradient ŝ = g and r̂ = g² (SPEC §8), so every Adam
-    update is g / (|g| + δ): a closed form, evaluated here in float64."""
-    g = np.array([0.2, 0.4, -1.0, 3e-3])
-    tx = gt.scale_by_adam()
-    state = tx.init(jnp.zeros(4))
-    expected = (g / (np.abs(g) + 1e-8)).astype(np.float32)
-    for _ in range(5):
-        out, state = tx.update(jnp.asarray(g, jnp.float32), state)
-        np.testing.assert_allclose(out, expected, rtol=3e-7)
 
 
 def _optax_trajectory(tx, steps=8):

@@ -1,5 +1,7 @@
 """Packed parameters: round trips, gradients, and optimizers unchanged by packing."""
 
+from __future__ import annotations
+
 import os
 import subprocess
 import sys

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
+from jax.sharding import NamedSharding, PartitionSpec
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import gradtransforms as gt
+import gradtransforms.sharding as gs
+from tests.subprocesses import run_python
+
 DEVICES = 8
 OPTIMIZERS = ("adam", "momentum", "adagrad", "rmsprop", "clipped_adam", "polyak")
 LAYOUTS = ("data_parallel", "fsdp")
@@ -28,8 +33,6 @@ LAYOUTS = ("data_parallel", "fsdp")
 
 
 def _build(name):
-    import gradtransforms as gt
-
     return {
         "adam": lambda: gt.adam(0.01),
         "momentum": lambda: gt.sgd(0.01, momentum=0.9),
@@ -40,17 +43,8 @@ def _build(name):
     }[name]()
 
 
-def _worker() -> None:
-    import jax
-    import numpy as np
-    from jax.sharding import NamedSharding, PartitionSpec
-
-    import gradtransforms as gt
-    import gradtransforms.sharding as gs
-
-    assert jax.device_count() == DEVICES, jax.devices()
-    mesh = jax.make_mesh((DEVICES,), ("data",))
-    replicated = NamedSharding(mesh, PartitionSpec())
+def _host_trees():
+    """The parameters and the gradients, float32 NumPy trees."""
     rng = np.random.default_rng(0)
     host = {
         "dense": {"kernel": rng.standard_normal((64, 16)), "bias": np.zeros(16)},
@@ -58,119 +52,133 @@ def _worker() -> None:
         "scale": np.array(1.5),
     }
     host = jax.tree.map(lambda x: np.asarray(x, np.float32), host)
-    grads_host = jax.tree.map(lambda x: np.cos(x) + 0.1, host)
+    return host, jax.tree.map(lambda x: np.cos(x) + 0.1, host)
 
-    def layout(name, x):
-        if name == "fsdp" and x.ndim and x.shape[0] % DEVICES == 0 and x.size >= 64:
+
+def _parameter_shardings(mesh, layout_name, host):
+    """Replicated, or (FSDP) large leaves split along their first axis."""
+
+    def one(x):
+        split = x.ndim and x.shape[0] % DEVICES == 0 and x.size >= 64
+        if layout_name == "fsdp" and split:
             return NamedSharding(mesh, PartitionSpec("data"))
-        return replicated
+        return NamedSharding(mesh, PartitionSpec())
 
+    return jax.tree.map(one, host)
+
+
+def _check_helper(tx, params, host, p_shard, failures):
+    """`state_shardings` and `eval_shape` on concrete and abstract parameters."""
+    abstract = jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        host,
+        p_shard,
+    )
+    shardings = gs.state_shardings(tx, params)
+    if jax.tree.structure(shardings) != jax.tree.structure(
+        gs.state_shardings(tx, abstract)
+    ) or jax.tree.leaves(shardings) != jax.tree.leaves(
+        gs.state_shardings(tx, abstract)
+    ):
+        failures.append("abstract and concrete params give other shardings")
+    abstract_state = jax.eval_shape(tx.init, abstract)
+    if jax.tree.structure(abstract_state) != jax.tree.structure(
+        jax.eval_shape(tx.init, host)
+    ):
+        failures.append("eval_shape on ShapeDtypeStruct params differs")
+    return shardings
+
+
+def _check_like_params(state, what, params, replicated, failures):
+    """Each state leaf sharded like the parameter of its shape; returns a count."""
+    checked = 0
+    flat = dict(
+        (jax.tree_util.keystr(p), x)
+        for p, x in jax.tree_util.tree_leaves_with_path(params)
+    )
+    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+        key = jax.tree_util.keystr(path)
+        owner = next(
+            (k for k in flat if key.endswith(k) and flat[k].shape == leaf.shape),
+            None,
+        )
+        want = flat[owner].sharding if owner else replicated
+        if not leaf.sharding.is_equivalent_to(want, leaf.ndim):
+            failures.append(f"{what}: {key} has {leaf.sharding}, not {want}")
+        if owner:
+            checked += 1
+            local = leaf.addressable_shards[0].data.shape
+            if local != flat[owner].addressable_shards[0].data.shape:
+                failures.append(f"{what}: {key} local shard {local}")
+    return checked
+
+
+def _step(tx):
+    def step(params, state, grads):
+        updates, state = tx.update(grads, state, params)
+        return gt.apply_updates(params, updates), state
+
+    return step
+
+
+def _max_abs_diff(a, b):
+    return max(
+        float(np.max(np.abs(np.asarray(x) - np.asarray(y)), initial=0.0))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+def _check_layout(tx, mesh, layout_name, host, grads_host, p_ref):
+    """One (optimizer, layout) row: the checks' failures and the step's HLO."""
+    replicated = NamedSharding(mesh, PartitionSpec())
+    p_shard = _parameter_shardings(mesh, layout_name, host)
+    params = jax.device_put(host, p_shard)
+    grads = jax.device_put(grads_host, p_shard)
+    failures = []
+
+    # 1. The helper, on concrete and on abstract parameters.
+    shardings = _check_helper(tx, params, host, p_shard, failures)
+
+    # 2. State created sharded directly; each moment like its param.
+    state = jax.jit(tx.init, out_shardings=shardings)(params)
+    checked = _check_like_params(state, "init", params, replicated, failures)
+
+    # 3. Under jit, without out_shardings, the updated state keeps the
+    # layout, and the step compiles without any all-gather.
+    lowered = jax.jit(_step(tx), donate_argnums=(1,)).lower(params, state, grads)
+    compiled = lowered.compile()
+    hlo = compiled.as_text()
+    gathers = hlo.count("all-gather")
+    new_params, new_state = compiled(params, state, grads)
+    checked += _check_like_params(new_state, "update", params, replicated, failures)
+    if jax.tree.leaves(
+        jax.tree.map(
+            lambda a, b: a.sharding.is_equivalent_to(b, a.ndim), new_params, p_shard
+        )
+    ).count(False):
+        failures.append("parameters changed sharding")
+    return {
+        "failures": failures,
+        "moments_checked": checked,
+        "all_gathers": gathers,
+        "all_reduces": hlo.count("all-reduce"),
+        "max_abs_diff_vs_single_device": _max_abs_diff(new_params, p_ref),
+    }
+
+
+def _worker() -> None:
+    assert jax.device_count() == DEVICES, jax.devices()
+    mesh = jax.make_mesh((DEVICES,), ("data",))
+    host, grads_host = _host_trees()
     for opt_name in OPTIMIZERS:
         tx = _build(opt_name)
         # Single-device reference.
-        s0 = tx.init(host)
-        u0, s0 = tx.update(grads_host, s0, host)
+        u0, _ = tx.update(grads_host, tx.init(host), host)
         p_ref = gt.apply_updates(host, u0)
-
         for layout_name in LAYOUTS:
-            p_shard = jax.tree.map(lambda x, n=layout_name: layout(n, x), host)
-            params = jax.device_put(host, p_shard)
-            grads = jax.device_put(grads_host, p_shard)
-            abstract = jax.tree.map(
-                lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                host,
-                p_shard,
-            )
-            failures = []
-
-            # 1. The helper, on concrete and on abstract parameters.
-            shardings = gs.state_shardings(tx, params)
-            if jax.tree.structure(shardings) != jax.tree.structure(
-                gs.state_shardings(tx, abstract)
-            ) or jax.tree.leaves(shardings) != jax.tree.leaves(
-                gs.state_shardings(tx, abstract)
-            ):
-                failures.append("abstract and concrete params give other shardings")
-            abstract_state = jax.eval_shape(tx.init, abstract)
-            if jax.tree.structure(abstract_state) != jax.tree.structure(
-                jax.eval_shape(tx.init, host)
-            ):
-                failures.append("eval_shape on ShapeDtypeStruct params differs")
-
-            # 2. State created sharded directly; each moment like its param.
-            state = jax.jit(tx.init, out_shardings=shardings)(params)
-            checked = 0
-
-            def check(state, what, params=params, failures=failures):
-                nonlocal checked
-                flat = dict(
-                    (jax.tree_util.keystr(p), x)
-                    for p, x in jax.tree_util.tree_leaves_with_path(params)
-                )
-                for path, leaf in jax.tree_util.tree_leaves_with_path(state):
-                    key = jax.tree_util.keystr(path)
-                    owner = next(
-                        (
-                            k
-                            for k in flat
-                            if key.endswith(k) and flat[k].shape == leaf.shape
-                        ),
-                        None,
-                    )
-                    want = flat[owner].sharding if owner else replicated
-                    if not leaf.sharding.is_equivalent_to(want, leaf.ndim):
-                        failures.append(
-                            f"{what}: {key} has {leaf.sharding}, not {want}"
-                        )
-                    if owner:
-                        checked += 1
-                        local = leaf.addressable_shards[0].data.shape
-                        if local != flat[owner].addressable_shards[0].data.shape:
-                            failures.append(f"{what}: {key} local shard {local}")
-
-            check(state, "init")
-
-            # 3. Under jit, without out_shardings, the updated state keeps the
-            # layout, and the step compiles without any all-gather.
-            def step(params, state, grads, tx=tx):
-                updates, state = tx.update(grads, state, params)
-                return gt.apply_updates(params, updates), state
-
-            compiled = (
-                jax.jit(step, donate_argnums=(1,)).lower(params, state, grads).compile()
-            )
-            hlo = compiled.as_text()
-            gathers = hlo.count("all-gather")
-            new_params, new_state = compiled(params, state, grads)
-            check(new_state, "update")
-            if jax.tree.leaves(
-                jax.tree.map(
-                    lambda a, b: a.sharding.is_equivalent_to(b, a.ndim),
-                    new_params,
-                    p_shard,
-                )
-            ).count(False):
-                failures.append("parameters changed sharding")
-            err = max(
-                float(np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0))
-                for a, b in zip(
-                    jax.tree.leaves(new_params), jax.tree.leaves(p_ref), strict=True
-                )
-            )
-            print(
-                json.dumps(
-                    {
-                        "optimizer": opt_name,
-                        "layout": layout_name,
-                        "failures": failures,
-                        "moments_checked": checked,
-                        "all_gathers": gathers,
-                        "all_reduces": hlo.count("all-reduce"),
-                        "max_abs_diff_vs_single_device": err,
-                    }
-                ),
-                flush=True,
-            )
+            row = _check_layout(tx, mesh, layout_name, host, grads_host, p_ref)
+            row = {"optimizer": opt_name, "layout": layout_name, **row}
+            print(json.dumps(row), flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -179,21 +187,8 @@ def _worker() -> None:
 
 @pytest.fixture(scope="module")
 def worker_results():
-    env = {
-        **os.environ,
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES}",
-        "JAX_PLATFORMS": "cpu",
-        "PYTHONPATH": ROOT,
-    }
-    proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    flags = f"--xla_force_host_platform_device_count={DEVICES}"
+    proc = run_python([os.path.abspath(__file__)], xla_flags=flags, timeout=180)
     assert proc.returncode == 0, proc.stderr[-4000:]
     rows = [
         json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")
@@ -224,12 +219,6 @@ def test_only_global_norm_clipping_communicates(worker_results):
 
 def test_state_shardings_on_one_device():
     """Without a mesh (the usual single-device case) the helper still works."""
-    import jax
-    import jax.numpy as jnp
-
-    import gradtransforms as gt
-    import gradtransforms.sharding as gs
-
     params = {"w": jnp.ones((3, 2)), "b": None, "s": jnp.ones(())}
     tx = gt.chain(gt.clip_by_global_norm(1.0), gt.adam(0.1))
     shardings = gs.state_shardings(tx, params)
@@ -240,24 +229,6 @@ def test_state_shardings_on_one_device():
     assert jax.tree.leaves(gs.state_shardings(tx, abstract)) == jax.tree.leaves(
         shardings
     )
-
-
-@pytest.mark.slow
-def test_sharded_training_example_matches_one_device():
-    """`examples/sharded_training.py`, 1 epoch: DP and FSDP match one device."""
-    env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
-    proc = subprocess.run(
-        [sys.executable, "-m", "examples.sharded_training", "--epochs", "1"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert "8 CPU devices" in proc.stdout
-    assert "runs match the single-device run" in proc.stdout
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Tests for models/residual.py (ResidualMLP, §8.7.5) and examples/skip_connections.
+"""models/residual.py: ResidualMLP (§8.7.5) against NumPy, scaling, training.
 
 The reference is a NumPy transcription of the docstring's formula:
 h_0 = x W_0 + b_0, h_k = h_{k-1} + alpha (f(N_k(h_{k-1})) W_k + b_k),
@@ -18,15 +18,9 @@ import pytest
 from flax import nnx
 
 import gradtransforms as gt
-from examples import skip_connections
 from gradtransforms.models import ResidualMLP, load_digits
+from tests.models.reference import EPS, f64
 from tests.nnx_training import cross_entropy, train_losses
-
-EPS = 1e-5  # Flax's default BatchNorm epsilon
-
-
-def f64(a) -> np.ndarray:
-    return np.asarray(a, np.float64)
 
 
 def numpy_forward(model: ResidualMLP, x: np.ndarray) -> np.ndarray:
@@ -194,39 +188,3 @@ def test_argument_errors_name_the_argument(kwargs, error, name):
     args.update(kwargs)
     with pytest.raises(error, match=name):
         ResidualMLP(**args, rngs=nnx.Rngs(0))
-
-
-# --- the example -----------------------------------------------------------------
-
-
-def test_skip_connections_example_runs(tmp_path, capsys):
-    argv = ["--depths", "3", "--width", "8", "--steps", "20", "--seeds", "2"]
-    assert skip_connections.main([*argv, "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "skip_connections.png").stat().st_size > 10_000
-    rows = [
-        line.strip("|").split("|")
-        for line in capsys.readouterr().out.splitlines()
-        if line.startswith("| ") and "depth" not in line
-    ]
-    assert [int(r[0]) for r in rows] == [3]
-    for row in rows:
-        plain_loss, plain_acc, res_loss, res_acc = map(float, row[1:])
-        assert 0 < plain_loss < 3 and 0 < res_loss < 3
-        assert 0 <= plain_acc <= 1 and 0 <= res_acc <= 1
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["--depths", "2"],
-        ["--width", "0"],
-        ["--lr", "-1"],
-        ["--optimizer", "lbfgs"],
-        ["--seed", "-1"],
-        ["--batch-size", "5000"],
-    ],
-)
-def test_skip_connections_bad_input_exits_2(argv, capsys, tmp_path):
-    assert skip_connections.main([*argv, "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("skip_connections: error:")

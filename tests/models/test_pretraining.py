@@ -4,7 +4,7 @@ Checked: the returned network has the requested depth and is built from the
 stages (layer l of the network is the layer trained at stage l, exactly when
 the earlier layers are frozen); fine-tuning starts from the last stage; stage
 and fine-tuning losses decrease; `fit` is a pure loop; errors name the
-argument; and examples/pretraining.py runs and fails cleanly on bad input.
+argument. (tests/examples/test_pretraining.py runs examples/pretraining.py.)
 
 All the runs share one optimizer object, so their compiled loops are reused.
 """
@@ -19,7 +19,6 @@ import pytest
 from flax import nnx
 
 import gradtransforms as gt
-from examples import pretraining as pretraining_example
 from gradtransforms.models import MLP, ResidualMLP, fit, greedy_pretrain, load_digits
 from gradtransforms.models.pretraining import cross_entropy
 
@@ -240,44 +239,3 @@ def test_mismatched_rows_are_rejected(data):
         greedy_pretrain((64, 4, 10), x, y[:-1], optimizer=TX, **SETTINGS)
     with pytest.raises(TypeError, match="model"):
         fit("model", x, y, optimizer=TX, steps=1, batch_size=8)
-
-
-# --- the example -----------------------------------------------------------------
-
-
-def test_pretraining_example_runs(tmp_path, capsys):
-    argv = ["--hidden", "2", "--width", "8", "--stage-steps", "10"]
-    argv += ["--finetune-steps", "10", "--seeds", "2", "--out", str(tmp_path)]
-    assert pretraining_example.main(argv) == 0
-    assert (tmp_path / "pretraining.png").stat().st_size > 10_000
-    rows = [
-        line.strip("|").split("|")
-        for line in capsys.readouterr().out.splitlines()
-        if line.startswith("| ") and "method" not in line
-    ]
-    assert [r[0].strip() for r in rows] == [
-        "scratch",
-        "greedy (frozen), before fine-tuning",
-        "greedy (frozen)",
-        "greedy (joint), before fine-tuning",
-        "greedy (joint)",
-    ]
-    for row in rows:
-        loss, accuracy = (float(cell.split()[0]) for cell in row[1:])
-        assert 0 < loss < 3 and 0 <= accuracy <= 1
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["--hidden", "0"],
-        ["--finetune-steps", "-1"],
-        ["--lr", "nan"],
-        ["--batch-size", "5000"],
-        ["--bogus"],
-    ],
-)
-def test_pretraining_example_bad_input_exits_2(argv, capsys, tmp_path):
-    assert pretraining_example.main([*argv, "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("pretraining: error:")

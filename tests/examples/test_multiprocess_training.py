@@ -10,32 +10,20 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.subprocesses import run_python
 
 
 @pytest.mark.slow
 def test_two_processes_equal_one(tmp_path):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
-    env.pop("XLA_FLAGS", None)
     command = [
-        sys.executable, "-m", "examples.multiprocess_training",
+        "-m", "examples.multiprocess_training",
         "--launch", "2", "--epochs", "1", "--timeout", "100",
         "--out", str(tmp_path),
     ]  # fmt: skip
-    proc = subprocess.run(
-        command,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = run_python(command, xla_flags=None, timeout=120)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     assert "1 local / 2 global devices" in output

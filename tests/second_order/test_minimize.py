@@ -3,8 +3,8 @@
 Reference values come from independent sources: the closed-form Rosenbrock
 minimum (all ones), scikit-learn's `LogisticRegression`, and iteration counts
 from `scipy.optimize.minimize` run with NumPy objectives (SciPy's own
-`rosen`/`rosen_der`/`rosen_hess`, and a NumPy logistic loss) at the same
-tolerance.
+`rosen`/`rosen_der`/`rosen_hess`, and the NumPy logistic loss
+`problems.logistic_regression_numpy`) at the same tolerance.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 import scipy.optimize
 from sklearn.linear_model import LogisticRegression
 
+from gradtransforms import problems
 from gradtransforms import second_order as so
 from gradtransforms.optimizers import sgd
 from gradtransforms.scaling import scale
@@ -65,8 +66,7 @@ def _count_evaluations(fun):
 
 
 def _rosenbrock(p):
-    x = p["x"]
-    return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+    return problems.rosenbrock(p["x"])
 
 
 ROSENBROCK_STARTS = {
@@ -116,38 +116,12 @@ def _logistic_problem(n=200, d=5, lam=1e-2, seed=0):
     return x, y, lam
 
 
-def _logistic_numpy(x, y, lam):
-    """Mean log-loss + (λ/2)‖w‖² and its derivatives, on v = (w, b)."""
-    n, d = x.shape
-    xa = np.hstack([x, np.ones((n, 1))])
-
-    def fun(v):
-        z = xa @ v
-        return np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * lam * v[:d] @ v[:d]
-
-    def jac(v):
-        r = (1 / (1 + np.exp(-(xa @ v))) - y) / n
-        return xa.T @ r + lam * np.append(v[:d], 0.0)
-
-    def hess(v):
-        s = 1 / (1 + np.exp(-(xa @ v)))
-        h = xa.T @ ((s * (1 - s) / n)[:, None] * xa)
-        return h + lam * np.diag(np.append(np.ones(d), 0.0))
-
-    return fun, jac, hess
-
-
 @pytest.mark.parametrize("method", list(METHODS))
 def test_logistic_regression_matches_scikit_learn(method, x64):
     make, scipy_method = METHODS[method]
     x, y, lam = _logistic_problem()
     n, d = x.shape
-    xj, yj = jnp.asarray(x), jnp.asarray(y)
-
-    def loss(p):
-        z = xj @ p["w"] + p["b"]
-        return jnp.mean(jnp.logaddexp(0.0, z) - yj * z) + 0.5 * lam * p["w"] @ p["w"]
-
+    loss = problems.logistic_regression(x, y, lam)
     tol = 1e-9
     init = {"w": jnp.zeros(d), "b": jnp.zeros(())}
     result = so.minimize(loss, init, make(), max_steps=1000, tol=tol)
@@ -160,7 +134,7 @@ def test_logistic_regression_matches_scikit_learn(method, x64):
     np.testing.assert_allclose(result.params["w"], reference.coef_[0], atol=1e-6)
     np.testing.assert_allclose(result.params["b"], reference.intercept_[0], atol=1e-6)
 
-    fun, jac, hess = _logistic_numpy(x, y, lam)
+    fun, jac, hess = problems.logistic_regression_numpy(x, y, lam)
     scipy_steps = _scipy_iterations(scipy_method, fun, jac, hess, np.zeros(d + 1), tol)
     assert int(result.num_steps) <= 2 * scipy_steps
 

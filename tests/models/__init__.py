@@ -1,0 +1,1 @@
+"""Tests of the models (gradtransforms.models), one module per model module."""

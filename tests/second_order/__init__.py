@@ -1,0 +1,1 @@
+"""Tests of gradtransforms.second_order, one module per solver module."""

@@ -1,0 +1,171 @@
+"""The line searches (§8.6.2): backtracking, zoom (strong Wolfe), exact quadratic.
+
+References are independent of the code under test: closed forms (the exact
+step $\\varepsilon^* = -g^\\top u / u^\\top A u$ on a quadratic) and SciPy's
+Nelder-Mead minimum of a barrier function.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.optimize
+
+from gradtransforms import problems
+from gradtransforms import second_order as so
+from gradtransforms.combine import chain
+from gradtransforms.scaling import scale
+from gradtransforms.second_order.linesearch.steps import scaled_or_zero
+from tests.second_order.loop import run
+
+# --------------------------------------------------------------------------
+# Non-finite trial values: the step shrinks, parameters stay finite
+
+
+def _barrier(x, bad=jnp.nan):
+    """Σ (x − c)² − Σ log(1 − x²) on |x_i| < 1; `bad` (nan or inf) outside."""
+    c = jnp.asarray([0.5, -0.3], x.dtype)
+    inside = jnp.all(jnp.abs(x) < 1)
+    safe = jnp.where(inside, x, jnp.zeros_like(x))
+    value = jnp.sum((safe - c) ** 2) - jnp.sum(jnp.log1p(-(safe**2)))
+    return jnp.where(inside, value, jnp.asarray(bad, x.dtype))
+
+
+def _barrier_minimum():
+    def f(x):
+        return np.sum((x - np.array([0.5, -0.3])) ** 2) - np.sum(np.log1p(-(x**2)))
+
+    result = scipy.optimize.minimize(
+        f, np.zeros(2), method="Nelder-Mead", options={"xatol": 1e-12, "fatol": 1e-14}
+    )
+    return result.x
+
+
+@pytest.mark.parametrize(
+    ("linesearch", "bad"),
+    [
+        (so.scale_by_backtracking_linesearch(decrease_factor=0.5), jnp.inf),
+        (so.scale_by_zoom_linesearch(initial_guess_strategy="one"), jnp.nan),
+    ],
+    ids=["backtracking-inf", "zoom-nan"],
+)
+def test_non_finite_trial_values_shrink_the_step(linesearch, bad, x64):
+    # A long gradient step (×20) leaves the domain, where f is nan or inf.
+    tx = chain(scale(-20.0), linesearch)
+
+    def f(x):
+        return _barrier(x, bad)
+
+    params, _, trajectory = run(tx, f, jnp.zeros(2), 60)
+    trajectory = np.asarray(trajectory)
+    assert np.all(np.isfinite(trajectory))
+    assert np.all(np.abs(trajectory) < 1)
+    values = np.array([float(f(jnp.asarray(p))) for p in trajectory])
+    assert np.all(np.isfinite(values)) and np.all(np.diff(values) <= 1e-13)
+    np.testing.assert_allclose(params, _barrier_minimum(), atol=1e-6)
+
+
+def test_zoom_returns_a_zero_step_on_an_ascent_direction(x64):
+    def f(x):
+        return jnp.sum(x**2)
+
+    tx = so.scale_by_zoom_linesearch()
+    x = jnp.array([1.0, 2.0])
+    g = jax.grad(f)(x)
+
+    @jax.jit
+    def update(g, x):
+        return tx.update(g, tx.init(x), x, value=f(x), grad=g, value_fn=f)
+
+    updates, state = update(g, x)
+    np.testing.assert_array_equal(updates, jnp.zeros(2))
+    assert int(state.num_fun_evals) == 0 and float(state.learning_rate) == 0.0
+
+
+# --------------------------------------------------------------------------
+# value_fn with auxiliary outputs and extra keyword arguments
+
+
+def _rosenbrock_aux(p, offset):
+    value = problems.rosenbrock(p["x"]) + offset
+    return value, {"residual": p["x"] - 1.0, "offset": offset}
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda aux: chain(
+            scale(-1e-3), so.scale_by_backtracking_linesearch(has_aux=aux)
+        ),
+        lambda aux: chain(scale(-1e-3), so.scale_by_zoom_linesearch(has_aux=aux)),
+    ],
+    ids=["backtracking", "zoom"],
+)
+def test_value_fn_with_aux_gives_the_same_steps(factory, x64):
+    params = {"x": jnp.array([-1.2, 1.0])}
+    offset = jnp.asarray(0.25)  # an extra keyword argument, passed on to value_fn
+
+    def plain(p, offset):
+        return _rosenbrock_aux(p, offset)[0]
+
+    outs = [
+        run(factory(has_aux), plain, params, 3, value_fn=fun, offset=offset)[0]
+        for has_aux, fun in [(False, plain), (True, _rosenbrock_aux)]
+    ]
+    np.testing.assert_allclose(outs[0]["x"], outs[1]["x"], rtol=1e-12)
+    assert float(plain(outs[1], offset)) < float(plain(params, offset))
+
+
+def test_unknown_keyword_argument_names_itself():
+    tx = so.scale_by_zoom_linesearch()
+    x = jnp.ones(2)
+    with pytest.raises(TypeError, match="batch"):
+        tx.update(
+            -x, tx.init(x), x, value=2.0, grad=x, value_fn=lambda p: p @ p, batch=1
+        )
+
+
+# --------------------------------------------------------------------------
+# The exact line search on a quadratic, and the step a line search returns
+
+
+def _quadratic_step(a, b, x, u):
+    """One `scale_by_quadratic_linesearch` update along `u` at `x`."""
+    f = problems.quadratic(a, b)
+    x, u = jnp.asarray(x), jnp.asarray(u)
+    tx = so.scale_by_quadratic_linesearch()
+    g = jax.grad(f)(x)
+    return tx.update(u, tx.init(x), x, value=f(x), grad=g, value_fn=f)
+
+
+def test_quadratic_linesearch_takes_the_closed_form_step(x64):
+    a, b = problems.random_quadratic(4, seed=2, condition=10.0)
+    x = np.array([0.5, -1.0, 2.0, 0.3])
+    u = np.array([-1.0, 0.5, 0.25, 2.0])
+    updates, state = _quadratic_step(a, b, x, u)
+    g = a @ x - b  # the gradient, in closed form
+    eps = -(g @ u) / (u @ a @ u)  # the minimiser of f(x + εu)
+    np.testing.assert_allclose(updates, eps * u, rtol=1e-12)
+    np.testing.assert_allclose(float(state.learning_rate), eps, rtol=1e-12)
+    # At x + ε*u the slope along u vanishes.
+    np.testing.assert_allclose(u @ (a @ (x + eps * u) - b), 0.0, atol=1e-12)
+    assert int(state.num_hvp_evals) == 1
+
+
+def test_quadratic_linesearch_gives_a_zero_step_along_negative_curvature(x64):
+    a, b = np.diag([1.0, -1.0]), np.array([0.5, 0.0])  # indefinite
+    updates, state = _quadratic_step(a, b, [1.0, 0.5], [0.0, 1.0])
+    np.testing.assert_array_equal(updates, [0.0, 0.0])
+    assert float(state.learning_rate) == 0.0
+
+
+def test_scaled_or_zero_gives_exact_zeros_whatever_the_direction():
+    u = {"a": jnp.array([1.0, jnp.nan]), "b": jnp.array([jnp.inf], jnp.bfloat16)}
+    zero = scaled_or_zero(jnp.float32(0.0), u)  # not 0 · nan = nan
+    np.testing.assert_array_equal(zero["a"], [0.0, 0.0])
+    np.testing.assert_array_equal(np.asarray(zero["b"], np.float32), [0.0])
+    assert zero["b"].dtype == jnp.bfloat16
+    scaled = scaled_or_zero(jnp.float32(2.0), {"a": jnp.array([1.0, -3.0])})
+    np.testing.assert_array_equal(scaled["a"], [2.0, -6.0])

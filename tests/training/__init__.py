@@ -1,0 +1,1 @@
+"""Tests of gradtransforms.training, one module per library module."""

@@ -1,0 +1,1 @@
+"""Tests of gradtransforms.tuning, one module per library module."""
