@@ -83,8 +83,9 @@ def scale_by_rss(
     def update_fn(updates, state, params=None):
         del params
 
+        # |g|², real for a complex g (a complex accumulator keeps it real).
         sum_of_squares = jax.tree.map(
-            lambda g, r: r + jnp.square(g.astype(r.dtype)),
+            lambda g, r: r + tu.abs_sq(jnp.asarray(g).astype(r.dtype)).astype(r.dtype),
             updates,
             state.sum_of_squares,
         )
@@ -106,7 +107,7 @@ def _divide_by_root(updates: Any, accumulators: Any, *, eps: Any, eps_root: Any)
     )
 
     def one(g, r):
-        eps_root_, eps_ = constants(g.dtype)
+        eps_root_, eps_ = constants(tu.real_dtype(g.dtype))
         if not _is_zero(eps_root):
             r = r + eps_root_
         denom = jnp.sqrt(r)
@@ -172,13 +173,14 @@ def scale_by_rms(
     def update_fn(updates, state, params=None):
         del params
         count = tu.safe_increment(state.count)
-        nu = tu.update_moment(updates, state.nu, decay, 2)
+        nu = tu.update_moment_per_elem_norm(updates, state.nu, decay, 2)
         nu_hat = tu.bias_correction(nu, decay, count) if bias_correction else nu
         if centered:
             mu = tu.update_moment(updates, state.mu, decay, 1)
             mu_hat = tu.bias_correction(mu, decay, count) if bias_correction else mu
+            # E|g|² - |E g|², real and clamped at 0 against rounding.
             var = jax.tree.map(
-                lambda n, m: jnp.maximum(n - jnp.square(m), 0), nu_hat, mu_hat
+                lambda n, m: jnp.maximum(jnp.real(n) - tu.abs_sq(m), 0), nu_hat, mu_hat
             )
         else:
             mu = state.mu
@@ -250,7 +252,7 @@ def scale_by_adam(
         del params
         count = tu.safe_increment(state.count)
         mu = tu.update_moment(updates, state.mu, b1, 1)
-        nu = tu.update_moment(updates, state.nu, b2, 2)
+        nu = tu.update_moment_per_elem_norm(updates, state.nu, b2, 2)
 
         def factors(dtype):
             # Scalars shared by every leaf of one dtype, traced once per dtype.
@@ -267,7 +269,7 @@ def scale_by_adam(
         shared = tu.per_dtype(factors)
 
         def one(g, m, v):
-            bc1, bc2, first, eps_root_, eps_ = shared(g.dtype)
+            bc1, bc2, first, eps_root_, eps_ = shared(tu.real_dtype(g.dtype))
             if nesterov:
                 b1_, next_bc1, one_minus_b1 = first
                 m_hat = b1_ * (m / next_bc1) + one_minus_b1 * (g / bc1)

@@ -52,6 +52,13 @@ class AverageState(NamedTuple):
     """Like params, in the accumulator dtype: the current average."""
 
 
+def _copy(p: Any, dtype: Any) -> jax.Array:
+    """A copy of `p` in `dtype`; zeros for an abstract `jax.ShapeDtypeStruct`."""
+    if isinstance(p, jax.ShapeDtypeStruct):  # a restore or sharding target
+        return jnp.zeros(p.shape, dtype)
+    return jnp.array(p, dtype=dtype)
+
+
 def _running_average(weight_fn, start_step: int, accumulator_dtype: Any):
     """The shared pass-through: average the iterates after `start_step` updates.
 
@@ -60,11 +67,11 @@ def _running_average(weight_fn, start_step: int, accumulator_dtype: Any):
     """
 
     def dtype_of(p):
-        return accumulator_dtype or tu.accumulation_dtype(jnp.asarray(p).dtype)
+        return accumulator_dtype or tu.accumulation_dtype(jnp.result_type(p))
 
     def init_fn(params):
         # A copy, never an alias of the parameters: callers donate both.
-        average = jax.tree.map(lambda p: jnp.array(p, dtype=dtype_of(p)), params)
+        average = jax.tree.map(lambda p: _copy(p, dtype_of(p)), params)
         return AverageState(count=jnp.zeros([], jnp.int32), average=average)
 
     def update_fn(updates, state, params=None):

@@ -118,7 +118,7 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     check_positive("max_norm", max_norm)
 
     def init_fn(params):
-        return ClipByGlobalNormState(global_norm=jnp.zeros_like(tu.global_norm(params)))
+        return ClipByGlobalNormState(global_norm=jnp.zeros((), tu.scalar_dtype(params)))
 
     def update_fn(updates, state, params=None):
         del params

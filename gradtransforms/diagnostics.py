@@ -173,7 +173,7 @@ def monitor(
     inner = optax.with_extra_args_support(inner or optax.identity())
 
     def init_fn(params):
-        zero = jnp.zeros_like(tu.global_norm(params))
+        zero = jnp.zeros((), tu.scalar_dtype(params))
         return MonitorState(zero, zero, zero, zero, inner.init(params))
 
     def update_fn(updates, state, params=None, **extra_args):

@@ -35,7 +35,8 @@ def mirrored_test_module(module: Path) -> Path:
 
 def test_the_mirrored_paths_are_the_documented_ones():
     cases = {
-        "tree.py": "test_tree.py",
+        "tree/dtypes.py": "tree/test_dtypes.py",
+        "validation.py": "test_validation.py",
         "models/mlp.py": "models/test_mlp.py",
         "tuning/tpe.py": "tuning/test_tpe.py",
         "second_order/newton.py": "second_order/test_newton.py",

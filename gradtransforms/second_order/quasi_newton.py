@@ -83,13 +83,14 @@ def scale_by_bfgs() -> GradientTransformationExtraArgs:
     """
 
     def init_fn(params):
-        x, _ = tu.ravel(params)
+        # The raveled parameters' shape and dtype (params may be abstract).
+        x = jax.eval_shape(lambda p: tu.ravel(p)[0], params)
         return ScaleByBfgsState(
             count=jnp.int32(0),
             num_pairs=jnp.int32(0),
             inv_hessian=jnp.eye(x.size, dtype=x.dtype),
-            prev_params=jnp.zeros_like(x),
-            prev_grad=jnp.zeros_like(x),
+            prev_params=jnp.zeros(x.shape, x.dtype),
+            prev_grad=jnp.zeros(x.shape, x.dtype),
         )
 
     def update_fn(updates, state, params, **extra):
@@ -209,7 +210,7 @@ def scale_by_lbfgs(
     def init_fn(params):
         dtype = tu.scalar_dtype(params)
         stacked = jax.tree.map(
-            lambda x: jnp.zeros((m, *jnp.shape(x)), jnp.asarray(x).dtype), params
+            lambda x: jnp.zeros((m, *jnp.shape(x)), jnp.result_type(x)), params
         )
         return ScaleByLbfgsState(
             count=jnp.int32(0),
