@@ -42,6 +42,14 @@ def _float(x: Any) -> jax.Array:
     return jnp.asarray(x, dtype=jnp.result_type(float))
 
 
+def _fraction_done(count: Any, steps: int) -> jax.Array:
+    """$\\min(k, T) / T$ in floating point, where $T$ may exceed the largest int32.
+
+    Computed in the count's int32, `min(k, 10**10)` would overflow.
+    """
+    return jnp.minimum(_float(count), float(steps)) / float(steps)
+
+
 def constant_schedule(value: float) -> Schedule:
     """$\\varepsilon_k = \\varepsilon$ for every step $k$.
 
@@ -94,8 +102,8 @@ def linear_decay_schedule(
     check_non_negative_int("transition_begin", transition_begin)
 
     def schedule(count):
-        k = jnp.clip(jnp.asarray(count) - transition_begin, 0, transition_steps)
-        alpha = _float(k) / transition_steps
+        k = jnp.maximum(jnp.asarray(count) - transition_begin, 0)
+        alpha = _fraction_done(k, transition_steps)
         return (1 - alpha) * _float(init_value) + alpha * _float(end_value)
 
     return schedule
@@ -191,9 +199,12 @@ def cosine_decay_schedule(
     $$\\varepsilon_k = \\varepsilon_0\\left[(1-\\alpha)\\left(\\tfrac12
     (1 + \\cos\\tfrac{\\pi \\min(k, T)}{T})\\right)^p + \\alpha\\right]$$
 
+    The ratio $\\min(k, T)/T$ is computed in floating point, so $T$ may exceed
+    the largest int32 (`decay_steps=10**10`).
+
     Args:
       init_value: $\\varepsilon_0$.
-      decay_steps: $T > 0$.
+      decay_steps: $T > 0$, any Python int.
       alpha: final value as a fraction of `init_value`, >= 0.
       exponent: $p > 0$.
 
@@ -206,8 +217,7 @@ def cosine_decay_schedule(
     check_positive("exponent", exponent)
 
     def schedule(count):
-        t = _float(jnp.minimum(jnp.asarray(count), decay_steps)) / decay_steps
-        cosine = 0.5 * (1 + jnp.cos(jnp.pi * t))
+        cosine = 0.5 * (1 + jnp.cos(jnp.pi * _fraction_done(count, decay_steps)))
         return _float(init_value) * ((1 - alpha) * cosine**exponent + alpha)
 
     return schedule
@@ -265,12 +275,19 @@ def warmup_cosine_decay_schedule(
     - \\varepsilon_\\text{end})\\left(\\tfrac12(1 + \\cos\\tfrac{\\pi
     \\min(k - W, T - W)}{T - W})\\right)^p, \\quad k \\ge W.$$
 
+    As in optax, `end_value` is reached as the fraction
+    $\\varepsilon_\\text{end} / \\varepsilon_\\text{peak}$ of the peak, taken as 0
+    when $\\varepsilon_\\text{peak} = 0$: a zero peak gives
+    $\\varepsilon_k = 0$ for every $k \\ge W$, whatever `end_value`. The cosine
+    part's ratio is computed in floating point, so $T$ may exceed the largest
+    int32.
+
     Args:
       init_value: value at step 0.
       peak_value: value at the end of the warm-up.
       warmup_steps: $W \\ge 0$.
-      decay_steps: $T > W$.
-      end_value: final value.
+      decay_steps: $T > W$, any Python int.
+      end_value: final value; ignored when `peak_value` is 0 (the value stays 0).
       exponent: $p > 0$.
 
     Returns:
@@ -290,9 +307,11 @@ def warmup_cosine_decay_schedule(
         )
     check_positive("exponent", exponent)
     cosine_steps = decay_steps - warmup_steps
+    if peak_value == 0:  # optax's: the end value is a fraction of the peak
+        end_value = 0.0
 
     def decay(count):
-        t = _float(jnp.minimum(jnp.asarray(count), cosine_steps)) / cosine_steps
+        t = _fraction_done(count, cosine_steps)
         cosine = 0.5 * (1 + jnp.cos(jnp.pi * t))
         return (
             _float(end_value)

@@ -139,3 +139,68 @@ def test_schedules_jit_and_vmap_over_the_count():
 def test_bad_arguments_name_themselves(build, argument):
     with pytest.raises((ValueError, TypeError), match=argument):
         build()
+
+
+# ----------------------------------------------------------------------------
+# Step counts beyond int32, and optax's zero peak
+
+
+GIANT = 10**10  # more steps than an int32 holds
+
+
+def test_cosine_decay_with_more_steps_than_int32():
+    s = jax.jit(gt.cosine_decay_schedule(1000.0, decay_steps=GIANT))
+    expected = 1000.0 * 0.5 * (1 + math.cos(math.pi * 10**9 / GIANT))  # 975.528...
+    np.testing.assert_allclose(s(10**9), expected, rtol=1e-6)
+    np.testing.assert_allclose(s(jnp.asarray(0, jnp.int32)), 1000.0)
+    theirs = optax.cosine_decay_schedule(1000.0, decay_steps=GIANT)
+    np.testing.assert_allclose(s(10**9), theirs(10**9), rtol=1e-6)
+
+
+def test_warmup_cosine_decay_with_more_steps_than_int32():
+    warmup = 100
+    s = jax.jit(gt.warmup_cosine_decay_schedule(0.0, 1.0, warmup, GIANT, 0.1))
+    for k in (0, 50, warmup, 10**9, 2**31 - 1):
+        t = (k - warmup) / (GIANT - warmup)
+        expected = (
+            k / warmup if k < warmup else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
+        )
+        np.testing.assert_allclose(s(k), expected, rtol=1e-6, err_msg=str(k))
+
+
+def test_linear_decay_with_more_steps_than_int32():
+    s = jax.jit(gt.linear_decay_schedule(1.0, 0.0, transition_steps=GIANT))
+    np.testing.assert_allclose(s(10**9), 0.9, rtol=1e-6)
+
+
+def test_warmup_cosine_decay_with_a_zero_peak_is_optax_s():
+    """optax reaches `end_value` as a fraction of the peak: 0 for a zero peak."""
+    kwargs = dict(
+        init_value=0.2,
+        peak_value=0.0,
+        end_value=-3.0,
+        warmup_steps=50,
+        decay_steps=100,
+        exponent=2,
+    )
+    counts = np.array([0, 10, 49, 50, 75, 100, 150])
+    ours = jax.jit(gt.warmup_cosine_decay_schedule(**kwargs))(counts)
+    with jax.numpy_dtype_promotion("standard"):
+        theirs = jax.jit(optax.warmup_cosine_decay_schedule(**kwargs))(counts)
+    closed_form = [0.2 * (1 - k / 50) if k < 50 else 0.0 for k in counts]
+    np.testing.assert_allclose(ours, closed_form, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"transition_steps": -1, "decay_rate": 1.0}, "transition_steps"),
+        ({"transition_steps": 0, "decay_rate": 1.0}, "transition_steps"),
+        ({"transition_steps": 2, "decay_rate": 0.0}, "decay_rate"),
+    ],
+)
+def test_exponential_decay_refuses_what_optax_turns_into_a_constant(kwargs, argument):
+    """Stricter than optax, which warns and returns a constant schedule."""
+    with pytest.raises(ValueError, match=argument):
+        gt.exponential_decay(1.0, **kwargs)
