@@ -54,13 +54,7 @@ from gradtransforms.clipping import (
     clip_by_norm,
     zero_nans,
 )
-from gradtransforms.combine import (
-    InjectHyperparamsState,
-    chain,
-    inject_hyperparams,
-    masked,
-    partition,
-)
+from gradtransforms.combine import chain, masked, partition
 from gradtransforms.continuation import (
     AddNoiseState,
     SmoothGradientState,
@@ -72,6 +66,7 @@ from gradtransforms.coordinate import (
     alternating_minimization,
     block_coordinate_descent,
 )
+from gradtransforms.injection import InjectHyperparamsState, inject_hyperparams
 from gradtransforms.momentum import EmaState, TraceState, ema, trace
 from gradtransforms.nnx import averaged_model
 from gradtransforms.objective import Evaluation
@@ -95,6 +90,7 @@ from gradtransforms.schedules import (
     warmup_cosine_decay_schedule,
 )
 from gradtransforms.second_order import (
+    BacktrackingLinesearchInfo,
     MinimizeResult,
     NewtonState,
     ScaleByBacktrackingLinesearchState,
@@ -104,6 +100,7 @@ from gradtransforms.second_order import (
     ScaleByNewtonCgState,
     ScaleByQuadraticLinesearchState,
     ScaleByZoomLinesearchState,
+    ZoomLinesearchInfo,
     bfgs,
     conjugate_gradient,
     lbfgs,
@@ -127,6 +124,7 @@ __all__ = [
     "AddNoiseState",
     "ApplyIfFiniteState",
     "AverageState",
+    "BacktrackingLinesearchInfo",
     "BlockCoordinateState",
     "ClipByGlobalNormState",
     "EmaState",
@@ -156,6 +154,7 @@ __all__ = [
     "TraceState",
     "Updates",
     "ZeroNansState",
+    "ZoomLinesearchInfo",
     "adagrad",
     "adam",
     "adamw",

@@ -39,8 +39,22 @@ def _check_stabiliser(eps: Any, eps_root: Any, *initial: Any) -> None:
     if all(is_concrete_number(v) and float(v) == 0 for v in values):
         raise ValueError(
             "eps and eps_root are both 0: a zero gradient would give 0/0 = NaN. "
-            "Set eps > 0 (added to the root) or eps_root > 0 (added under it)."
+            "Set eps > 0 or eps_root > 0 (added under the root)."
         )
+
+
+def _stabilisers(eps: Any, eps_root: Any, eps_in_sqrt: bool) -> tuple[Any, Any]:
+    """`(outside, under)`: the constants added to the root and under it.
+
+    `eps` goes under the root with `eps_in_sqrt` (optax's `eps_in_sqrt`),
+    outside otherwise; `eps_root` always goes under it.
+    """
+    check_bool("eps_in_sqrt", eps_in_sqrt)
+    if not eps_in_sqrt:
+        return eps, eps_root
+    if _is_zero(eps_root):
+        return 0.0, eps
+    return 0.0, eps + eps_root
 
 
 class ScaleByRssState(NamedTuple):
@@ -53,27 +67,34 @@ def scale_by_rss(
     initial_accumulator_value: float = 0.0,
     eps: float = 1e-7,
     eps_root: float = 0.0,
+    *,
+    eps_in_sqrt: bool = False,
 ) -> GradientTransformation:
     """AdaGrad scaling (textbook Algorithm 8.4): divide by the root sum of squares.
 
-    $$r \\leftarrow r + g \\odot g, \\qquad u = \\frac{g}{\\delta +
+    $$r \\leftarrow r + |g|^2, \\qquad u = \\frac{g}{\\delta +
     \\sqrt{r + \\delta_\\text{root}}}$$
 
-    The defaults (accumulator starting at 0, $\\delta = 10^{-7}$ outside the
-    root) reproduce Algorithm 8.4. optax's `scale_by_rss` differs: accumulator
-    0.1 and `eps` under the root; `scale_by_rss(0.1, eps=0.0, eps_root=1e-7)`
-    is its equivalent except where the accumulator is exactly 0.
+    ($|g|^2 = g \\odot g$ for real $g$; the squared modulus for complex.) The
+    defaults (accumulator starting at 0, $\\delta = 10^{-7}$ outside the root)
+    reproduce Algorithm 8.4. optax's `scale_by_rss` starts the accumulator at
+    0.1 and puts `eps` under the root: `scale_by_rss(0.1, eps_in_sqrt=True)`
+    is optax's.
 
     Args:
       initial_accumulator_value: $r_0 \\ge 0$.
-      eps: $\\delta \\ge 0$, added to the root.
+      eps: $\\delta \\ge 0$, added to the root, or under it with
+        `eps_in_sqrt`.
       eps_root: $\\delta_\\text{root} \\ge 0$, added under the root.
+      eps_in_sqrt: put `eps` under the root, as optax's `scale_by_rss` does
+        (default `False`: outside, as Algorithm 8.4).
 
     Returns:
       A `GradientTransformation` with `ScaleByRssState`.
     """
     check_non_negative("initial_accumulator_value", initial_accumulator_value)
     _check_stabiliser(eps, eps_root, initial_accumulator_value)
+    outside, under = _stabilisers(eps, eps_root, eps_in_sqrt)
 
     def init_fn(params):
         return ScaleByRssState(
@@ -89,7 +110,7 @@ def scale_by_rss(
             updates,
             state.sum_of_squares,
         )
-        out = _divide_by_root(updates, sum_of_squares, eps=eps, eps_root=eps_root)
+        out = _divide_by_root(updates, sum_of_squares, eps=outside, eps_root=under)
         return out, ScaleByRssState(sum_of_squares=sum_of_squares)
 
     return GradientTransformation(init_fn, update_fn)
@@ -107,7 +128,7 @@ def _divide_by_root(updates: Any, accumulators: Any, *, eps: Any, eps_root: Any)
     )
 
     def one(g, r):
-        eps_root_, eps_ = constants(tu.real_dtype(g.dtype))
+        eps_root_, eps_ = constants(g.dtype)
         if not _is_zero(eps_root):
             r = r + eps_root_
         denom = jnp.sqrt(r)
@@ -128,30 +149,37 @@ class ScaleByRmsState(NamedTuple):
 
 def scale_by_rms(
     decay: float = 0.9,
-    eps: float = 0.0,
-    eps_root: float = 1e-6,
-    centered: bool = False,
-    bias_correction: bool = False,
+    eps: float = 1e-6,
     initial_scale: float = 0.0,
+    eps_in_sqrt: bool = True,
+    bias_correction: bool = False,
+    *,
+    centered: bool = False,
+    eps_root: float = 0.0,
 ) -> GradientTransformation:
     """RMSProp scaling (textbook Algorithms 8.5 and 8.6).
 
-    $$r \\leftarrow \\rho r + (1 - \\rho)\\, g \\odot g, \\qquad
-    u = \\frac{g}{\\delta + \\sqrt{\\hat r + \\delta_\\text{root}}}$$
+    $$r \\leftarrow \\rho r + (1 - \\rho)\\, |g|^2, \\qquad
+    u = \\frac{g}{\\sqrt{\\hat r + \\delta}} \\ \\text{(eps\\_in\\_sqrt)}
+    \\quad\\text{or}\\quad \\frac{g}{\\delta + \\sqrt{\\hat r}}$$
 
-    with $\\hat r = r$, or $r - \\bar g^2$ when `centered` ($\\bar g$ the EMA
+    with $\\hat r = r$, or $r - |\\bar g|^2$ when `centered` ($\\bar g$ the EMA
     of $g$; clamped at 0 against rounding), and both divided by
-    $1 - \\rho^t$ when `bias_correction`. The defaults ($\\rho = 0.9$,
-    $\\delta = 10^{-6}$ *under* the root) reproduce Algorithm 8.5; optax puts
-    its `eps=1e-8` under the root too (`eps_root=1e-8` here).
+    $1 - \\rho^t$ when `bias_correction`; `eps_root` is added under the root
+    as well. The arguments are optax's, in optax's order, with optax's meaning;
+    the default $\\delta = 10^{-6}$ under the root reproduces Algorithm 8.5
+    (optax's default is $10^{-8}$). optax's centred form is
+    `optax.scale_by_stddev`; here it is `centered=True`.
 
     Args:
       decay: $\\rho \\in [0, 1)$.
-      eps: $\\delta \\ge 0$, added to the root.
-      eps_root: $\\delta_\\text{root} \\ge 0$, added under the root.
-      centered: divide by the root of the variance estimate instead.
-      bias_correction: divide the moments by $1 - \\rho^t$.
+      eps: $\\delta \\ge 0$, under the root with `eps_in_sqrt`, else added to
+        it.
       initial_scale: $r_0 \\ge 0$.
+      eps_in_sqrt: put `eps` under the root (optax's default) or outside it.
+      bias_correction: divide the moments by $1 - \\rho^t$.
+      centered: divide by the root of the variance estimate instead.
+      eps_root: $\\ge 0$, added under the root (besides `eps`).
 
     Returns:
       A `GradientTransformation` with `ScaleByRmsState`.
@@ -161,6 +189,7 @@ def scale_by_rms(
     check_bool("centered", centered)
     check_bool("bias_correction", bias_correction)
     _check_stabiliser(eps, eps_root)
+    outside, under = _stabilisers(eps, eps_root, eps_in_sqrt)
 
     def init_fn(params):
         mu = tu.zeros_like(params) if centered else None
@@ -186,7 +215,7 @@ def scale_by_rms(
             mu = state.mu
             var = nu_hat
 
-        out = _divide_by_root(updates, var, eps=eps, eps_root=eps_root)
+        out = _divide_by_root(updates, var, eps=outside, eps_root=under)
         return out, ScaleByRmsState(count=count, mu=mu, nu=nu)
 
     return GradientTransformation(init_fn, update_fn)
@@ -255,11 +284,13 @@ def scale_by_adam(
         nu = tu.update_moment_per_elem_norm(updates, state.nu, b2, 2)
 
         def factors(dtype):
-            # Scalars shared by every leaf of one dtype, traced once per dtype.
-            bc1 = tu.one_minus_power(b1, count, dtype)
-            bc2 = tu.one_minus_power(b2, count, dtype)
+            # Scalars shared by every leaf of one dtype, traced once per dtype;
+            # the corrections are real, computed in the real part's dtype.
+            real = tu.real_dtype(dtype)
+            bc1 = tu.one_minus_power(b1, count, real).astype(dtype)
+            bc2 = tu.one_minus_power(b2, count, real).astype(dtype)
             if nesterov:
-                next_bc1 = tu.one_minus_power(b1, count + 1, dtype)
+                next_bc1 = tu.one_minus_power(b1, count + 1, real).astype(dtype)
                 first = (jnp.asarray(b1, dtype), next_bc1, tu.complement(b1, dtype))
             else:
                 first = None
@@ -269,7 +300,7 @@ def scale_by_adam(
         shared = tu.per_dtype(factors)
 
         def one(g, m, v):
-            bc1, bc2, first, eps_root_, eps_ = shared(tu.real_dtype(g.dtype))
+            bc1, bc2, first, eps_root_, eps_ = shared(g.dtype)
             if nesterov:
                 b1_, next_bc1, one_minus_b1 = first
                 m_hat = b1_ * (m / next_bc1) + one_minus_b1 * (g / bc1)

@@ -8,11 +8,15 @@ optax's transformations go inside ours, and `flax.nnx.Optimizer` accepts ours.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms.tree import assert_same_structure, cast_like
+from gradtransforms.tree import assert_same_structure
+from gradtransforms.tree.dtypes import leaf_dtype
+from gradtransforms.tree.structure import is_none
 
 GradientTransformation = optax.GradientTransformation
 GradientTransformationExtraArgs = optax.GradientTransformationExtraArgs
@@ -62,10 +66,18 @@ def apply_updates(params: Params, updates: Updates) -> Params:
       >>> gt.apply_updates({"w": jnp.ones(2)}, {"w": jnp.full(2, -0.5)})
       {'w': Array([0.5, 0.5], dtype=float32)}
     """
-    assert_same_structure(params, updates, "params", "updates")
 
-    updates = cast_like(updates, params)
-    return jax.tree.map(lambda p, u: jnp.asarray(p) + u, params, updates)
+    def add(p: Any, u: Any) -> Any:
+        if p is None:  # optax's rule: a None parameter stays None
+            return None
+        p = jnp.asarray(p, leaf_dtype(p))
+        return p + jnp.asarray(u).astype(p.dtype)
+
+    try:
+        return jax.tree.map(add, params, updates, is_leaf=is_none)
+    except (ValueError, TypeError):
+        assert_same_structure(params, updates, "params", "updates")
+        raise
 
 
 def identity() -> GradientTransformation:

@@ -33,9 +33,16 @@ __all__ = [
 ]
 
 
-def _stateless(update_leaf) -> GradientTransformation:
+def _stateless(update_leaf, real_only: str | None = None) -> GradientTransformation:
+    """A stateless transformation applying `update_leaf` to every leaf.
+
+    With `real_only` (the transformation's name), `init` refuses complex
+    parameters, naming the first complex leaf.
+    """
+
     def init_fn(params):
-        del params
+        if real_only is not None:
+            _refuse_complex(real_only, params)
         return optax.EmptyState()
 
     def update_fn(updates, state, params=None):
@@ -45,10 +52,26 @@ def _stateless(update_leaf) -> GradientTransformation:
     return GradientTransformation(init_fn, update_fn)
 
 
+def _refuse_complex(name: str, params: Any) -> None:
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.complexfloating):
+            raise TypeError(
+                f"{name} clips each element between -max_delta and max_delta, "
+                f"which complex values do not allow; leaf "
+                f"{jax.tree_util.keystr(path) or '<root>'} is "
+                f"{jnp.result_type(leaf)}. Clip the norm instead: "
+                "clip_by_norm or clip_by_global_norm."
+            )
+
+
 def clip(max_delta: float) -> GradientTransformation:
     """Clip every element to $[-\\Delta, \\Delta]$.
 
     $$u = \\min(\\max(g, -\\Delta), \\Delta)$$
+
+    Element-wise clipping orders the values, so it is defined for real
+    parameters only: `init` raises a `TypeError` for complex ones (clip their
+    norm instead, with `clip_by_norm` or `clip_by_global_norm`).
 
     Args:
       max_delta: $\\Delta > 0$.
@@ -62,7 +85,7 @@ def clip(max_delta: float) -> GradientTransformation:
         bound = jnp.asarray(max_delta, jnp.asarray(g).dtype)
         return jnp.clip(g, -bound, bound)
 
-    return _stateless(one)
+    return _stateless(one, real_only="clip")
 
 
 def _norm_factor(norm: jax.Array, max_norm: Any) -> jax.Array:
@@ -107,7 +130,9 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     with $\\|g\\|$ the L2 norm over all leaves together. The updates are
     multiplied by one scalar, $h/\\max(\\|g\\|, h)$, rather than selected
     between two trees, so the multiply fuses into the next transformation.
-    The unclipped norm is kept in `state.global_norm` for logging.
+    The unclipped norm is kept in `state.global_norm` for logging (optax's
+    `clip_by_global_norm` is stateless; an `update` given `None` for the state,
+    as optax's callers may do, returns `None` for it).
 
     Args:
       max_norm: $h > 0$.
@@ -120,11 +145,13 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     def init_fn(params):
         return ClipByGlobalNormState(global_norm=jnp.zeros((), tu.scalar_dtype(params)))
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=None) -> tuple[Any, Any]:
         del params
         norm = tu.global_norm(updates)
         factor = _norm_factor(norm, max_norm)
         out = tu.scale(factor, updates)
+        if state is None:  # optax's clip is stateless: its callers may pass None
+            return out, None
         return out, ClipByGlobalNormState(
             global_norm=norm.astype(state.global_norm.dtype)
         )

@@ -96,7 +96,7 @@ class SmoothGradientState(NamedTuple):
     """State of `smooth_gradient`."""
 
     count: jax.Array  # int32 scalar: number of updates so far (the schedule's step)
-    key: jax.Array  # PRNG key scalar: split at every update
+    rng_key: jax.Array  # PRNG key scalar: split at every update (optax's name)
 
 
 def _check_sigma(sigma: Any) -> None:
@@ -200,7 +200,7 @@ def smooth_gradient(
 
     def init_fn(params):
         del params
-        return SmoothGradientState(count=jnp.zeros([], jnp.int32), key=_as_key(key))
+        return SmoothGradientState(count=jnp.zeros([], jnp.int32), rng_key=_as_key(key))
 
     def update_fn(
         updates, state, params=None, *, value_fn=None, value=None, grad=None, **extra
@@ -213,7 +213,7 @@ def smooth_gradient(
                 "is estimated around them."
             )
         tu.assert_same_structure(updates, params, "updates", "params")
-        next_key, sample_key = jax.random.split(state.key)
+        next_key, sample_key = jax.random.split(state.rng_key)
         new_state = SmoothGradientState(tu.safe_increment(state.count), next_key)
         if not jax.tree.leaves(params):
             return updates, new_state
@@ -250,7 +250,7 @@ class AddNoiseState(NamedTuple):
     """State of `add_noise`."""
 
     count: jax.Array  # int32 scalar: number of updates so far
-    key: jax.Array  # PRNG key scalar: split at every update
+    rng_key: jax.Array  # PRNG key scalar: split at every update (optax's name)
 
 
 def add_noise(
@@ -296,7 +296,7 @@ def add_noise(
 
     def init_fn(params):
         del params
-        return AddNoiseState(count=jnp.zeros([], jnp.int32), key=_as_key(key))
+        return AddNoiseState(count=jnp.zeros([], jnp.int32), rng_key=_as_key(key))
 
     def update_fn(updates, state, params=None):
         del params
@@ -305,9 +305,9 @@ def add_noise(
         variance = jnp.asarray(eta, dtype) / count.astype(dtype) ** jnp.asarray(
             gamma, dtype
         )
-        next_key, sample_key = jax.random.split(state.key)
+        next_key, sample_key = jax.random.split(state.rng_key)
         noise = _normal_like(sample_key, updates)
         updates = tu.add_scale(updates, jnp.sqrt(variance), noise)
-        return updates, AddNoiseState(count=count, key=next_key)
+        return updates, AddNoiseState(count=count, rng_key=next_key)
 
     return GradientTransformation(init_fn, update_fn)

@@ -72,9 +72,9 @@ def _fn_kwargs(value_fn: Callable[..., Any], extra: dict[str, Any], owner: str):
     unexpected = sorted(k for k in extra if k not in parameters)
     if unexpected:
         raise TypeError(
-            f"{owner}.update received keyword arguments {unexpected} that "
-            "value_fn does not accept; extra keyword arguments of update are "
-            "passed on to value_fn(params, **kwargs)."
+            f"Unexpected keyword arguments passed to {owner}.update "
+            f"{unexpected}: value_fn does not accept them; extra keyword "
+            "arguments of update are passed on to value_fn(params, **kwargs)."
         )
     return dict(extra)
 

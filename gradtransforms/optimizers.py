@@ -74,6 +74,8 @@ def adagrad(
     initial_accumulator_value: float = 0.0,
     eps: float = 1e-7,
     eps_root: float = 0.0,
+    *,
+    eps_in_sqrt: bool = False,
 ) -> GradientTransformationExtraArgs:
     """AdaGrad (Algorithm 8.4): divide by the root of all squared gradients so far.
 
@@ -82,19 +84,20 @@ def adagrad(
 
     Defaults reproduce Algorithm 8.4: accumulator from 0, $\\delta = 10^{-7}$
     outside the root. optax's `adagrad` starts the accumulator at 0.1 and puts
-    `eps` under the root.
+    `eps` under the root: `adagrad(lr, 0.1, eps_in_sqrt=True)` is optax's.
 
     Args:
       learning_rate: $\\varepsilon > 0$ or a schedule.
       initial_accumulator_value: $r_0 \\ge 0$.
-      eps: $\\delta \\ge 0$, added to the root.
+      eps: $\\delta \\ge 0$, added to the root, or under it with `eps_in_sqrt`.
       eps_root: added under the root, $\\ge 0$.
+      eps_in_sqrt: put `eps` under the root, as optax's `adagrad` does.
 
     Returns:
       `chain(scale_by_rss(...), scale_by_learning_rate(learning_rate))`.
     """
     return chain(
-        scale_by_rss(initial_accumulator_value, eps=eps, eps_root=eps_root),
+        scale_by_rss(initial_accumulator_value, eps, eps_root, eps_in_sqrt=eps_in_sqrt),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -102,37 +105,42 @@ def adagrad(
 def rmsprop(
     learning_rate: Any,
     decay: float = 0.9,
-    eps: float = 0.0,
-    eps_root: float = 1e-6,
+    eps: float = 1e-6,
     initial_scale: float = 0.0,
+    eps_in_sqrt: bool = True,
     centered: bool = False,
     momentum: float | None = None,
     nesterov: bool = False,
     bias_correction: bool = False,
+    *,
+    eps_root: float = 0.0,
 ) -> GradientTransformationExtraArgs:
     """RMSProp (Algorithm 8.5), with optional (Nesterov) momentum (Algorithm 8.6).
 
-    $$r \\leftarrow \\rho r + (1-\\rho) g \\odot g, \\qquad
-    v \\leftarrow \\alpha v - \\varepsilon\\, \\frac{g}{\\delta +
-    \\sqrt{r + \\delta_\\text{root}}}, \\qquad \\theta \\leftarrow \\theta + v$$
+    $$r \\leftarrow \\rho r + (1-\\rho) |g|^2, \\qquad
+    v \\leftarrow \\alpha v - \\varepsilon\\, \\frac{g}{\\sqrt{r + \\delta}},
+    \\qquad \\theta \\leftarrow \\theta + v$$
 
     (without momentum, $\\theta \\leftarrow \\theta - \\varepsilon g /
-    \\sqrt{r + \\delta_\\text{root}}$). The defaults, $\\delta_\\text{root} =
-    10^{-6}$ under the root and nothing outside, reproduce Algorithm 8.5;
-    Algorithm 8.6 has no stabiliser, so its literal form is `eps_root` very
-    small. The lecture slides put $\\delta$ outside the root (`eps=δ,
-    eps_root=0`). optax's `rmsprop(eps=1e-8)` is `eps_root=1e-8` here.
+    \\sqrt{r + \\delta}$). The arguments are optax's `rmsprop`'s, in its order
+    and with its meaning: `eps` goes under the root, or outside it with
+    `eps_in_sqrt=False`. The default $\\delta = 10^{-6}$ under the root
+    reproduces Algorithm 8.5 (optax's default is $10^{-8}$); Algorithm 8.6 has
+    no stabiliser, so its literal form is `eps` very small. The lecture slides
+    put $\\delta$ outside the root (`eps=δ, eps_in_sqrt=False`).
 
     Args:
       learning_rate: $\\varepsilon > 0$ or a schedule.
       decay: $\\rho \\in [0, 1)$.
-      eps: $\\delta \\ge 0$, added to the root.
-      eps_root: $\\delta_\\text{root} \\ge 0$, added under the root.
+      eps: $\\delta \\ge 0$, under the root with `eps_in_sqrt`, else added to
+        it.
       initial_scale: $r_0 \\ge 0$.
+      eps_in_sqrt: put `eps` under the root (the default, as optax).
       centered: divide by the root of the variance instead of the second moment.
       momentum: $\\alpha \\in [0, 1)$ or `None`.
       nesterov: Nesterov momentum (Algorithm 8.6, in look-ahead variables).
       bias_correction: divide the moving averages by $1 - \\rho^t$.
+      eps_root: $\\ge 0$, added under the root besides `eps`.
 
     Returns:
       `chain(scale_by_rms(...), scale_by_learning_rate(lr), trace(momentum))`.
@@ -141,10 +149,11 @@ def rmsprop(
         scale_by_rms(
             decay=decay,
             eps=eps,
-            eps_root=eps_root,
-            centered=centered,
-            bias_correction=bias_correction,
             initial_scale=initial_scale,
+            eps_in_sqrt=eps_in_sqrt,
+            bias_correction=bias_correction,
+            centered=centered,
+            eps_root=eps_root,
         ),
         scale_by_learning_rate(learning_rate),
         *_momentum(momentum, nesterov),

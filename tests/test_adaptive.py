@@ -41,7 +41,14 @@ def test_scale_by_rms_matches_numpy(centered, bias_correction):
         correction = 1 - rho**t if bias_correction else 1.0
         var = r / correction - (s / correction) ** 2 if centered else r / correction
         expected.append(g / (np.sqrt(np.maximum(var, 0) + eps_root) + eps))
-    tx = gt.scale_by_rms(rho, eps, eps_root, centered, bias_correction)
+    tx = gt.scale_by_rms(
+        rho,
+        eps,
+        eps_in_sqrt=False,
+        bias_correction=bias_correction,
+        centered=centered,
+        eps_root=eps_root,
+    )
     updates, _ = run_updates(tx, GRADS)
     np.testing.assert_allclose(updates, expected, rtol=2e-5, atol=1e-6)
 

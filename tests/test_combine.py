@@ -1,4 +1,4 @@
-"""chain, masked, partition, inject_hyperparams, and update's tree errors."""
+"""chain, masked, partition, and update's tree errors."""
 
 from __future__ import annotations
 
@@ -93,72 +93,3 @@ def test_update_with_state_of_another_model_names_the_path():
     state = tx.init({"w": jnp.ones(2)})
     with pytest.raises(ValueError, match="b"):
         tx.update(GRADS, state, PARAMS)
-
-
-# ----------------------------------------------------------------------------
-# inject_hyperparams
-
-
-def test_inject_hyperparams_state_holds_arrays_that_can_be_changed():
-    tx = gt.inject_hyperparams(gt.sgd)(learning_rate=0.1, momentum=0.9)
-    state = tx.init(PARAMS)
-    assert set(state.hyperparams) == {"learning_rate", "momentum"}
-    state = state._replace(
-        hyperparams={**state.hyperparams, "learning_rate": jnp.asarray(0.01)}
-    )
-    out, _ = tx.update(GRADS, state, PARAMS)
-    chex.assert_trees_all_close(out, jax.tree.map(lambda g: -0.01 * g, GRADS))
-
-
-def test_inject_hyperparams_evaluates_schedules_each_step():
-    sched = gt.piecewise_constant_schedule(1.0, {2: 0.1})
-    tx = gt.inject_hyperparams(gt.sgd)(learning_rate=sched)
-    state = tx.init(PARAMS)
-    lrs = []
-    for _ in range(4):
-        _, state = tx.update(GRADS, state, PARAMS)
-        lrs.append(float(state.hyperparams["learning_rate"]))
-    np.testing.assert_allclose(lrs, [1.0, 1.0, 0.1, 0.1], rtol=1e-6)
-
-
-def test_inject_hyperparams_static_args_pass_callables_through():
-    mask_fn = lambda p: jax.tree.map(lambda x: x.ndim > 0, p)
-    tx = gt.inject_hyperparams(gt.adamw, static_args=("mask",))(
-        learning_rate=0.1, weight_decay=0.5, mask=mask_fn
-    )
-    state = tx.init(PARAMS)
-    assert "mask" not in state.hyperparams
-    reference = gt.adamw(0.1, weight_decay=0.5, mask=mask_fn)
-    chex.assert_trees_all_close(
-        tx.update(GRADS, state, PARAMS)[0],
-        reference.update(GRADS, reference.init(PARAMS), PARAMS)[0],
-    )
-
-
-def test_inject_hyperparams_errors():
-    with pytest.raises(TypeError, match="keyword"):
-        gt.inject_hyperparams(gt.sgd)(0.1)
-    with pytest.raises(TypeError, match="static_args"):
-        gt.inject_hyperparams(gt.adamw)(learning_rate=0.1, mask={"w": True})
-    with pytest.raises(ValueError, match="momentum"):
-        gt.inject_hyperparams(gt.sgd)(learning_rate=0.1, momentum=1.5)
-
-
-def test_inject_hyperparams_vmaps_over_learning_rates():
-    lrs = jnp.array([0.1, 0.2, 0.3])
-
-    def one(lr):
-        tx = gt.inject_hyperparams(gt.sgd)(learning_rate=lr, momentum=0.5)
-        return tx.update(GRADS, tx.init(PARAMS), PARAMS)[0]
-
-    out = jax.vmap(one)(lrs)
-    chex.assert_trees_all_close(
-        out["w"], -lrs[:, None] * GRADS["w"][None, :], rtol=1e-6
-    )
-
-
-def test_inject_hyperparams_keeps_dtypes_static():
-    tx = gt.inject_hyperparams(gt.adam)(learning_rate=0.1, mu_dtype=jnp.bfloat16)
-    state = tx.init(PARAMS)
-    assert "mu_dtype" not in state.hyperparams
-    assert state.inner_state[0].mu["w"].dtype == jnp.bfloat16

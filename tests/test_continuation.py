@@ -40,7 +40,7 @@ def draws(tx, params, value_fn, num, seed=0):
     """`num` independent first updates of `tx`, one per key, stacked."""
 
     def one(key):
-        state = gt.SmoothGradientState(count=jnp.zeros([], jnp.int32), key=key)
+        state = gt.SmoothGradientState(count=jnp.zeros([], jnp.int32), rng_key=key)
         return tx.update(params, state, params, value_fn=value_fn)[0]
 
     keys = jax.random.split(jax.random.key(seed), num)

@@ -30,7 +30,7 @@ LAYERS = {
     "base": 1,
     **dict.fromkeys(
         (
-            "combine schedules scaling momentum adaptive clipping averaging "
+            "combine injection schedules scaling momentum adaptive clipping averaging "
             "coordinate continuation diagnostics packing sharding checkpoint "
             "second_order"
         ).split(),

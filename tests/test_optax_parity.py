@@ -59,7 +59,7 @@ PAIRS = {
         optax.rmsprop(1e-2, decay=0.9, eps=1e-8),
     ),
     "rmsprop_eps_outside": (
-        gt.rmsprop(1e-2, decay=0.95, eps=1e-6, eps_root=0.0),
+        gt.rmsprop(1e-2, decay=0.95, eps=1e-6, eps_in_sqrt=False),
         optax.rmsprop(1e-2, decay=0.95, eps=1e-6, eps_in_sqrt=False),
     ),
     "rmsprop_centered_momentum": (
@@ -69,6 +69,22 @@ PAIRS = {
     "rmsprop_bias_corrected": (
         gt.rmsprop(1e-2, eps=0.0, eps_root=1e-8, bias_correction=True),
         optax.rmsprop(1e-2, eps=1e-8, bias_correction=True),
+    ),
+    "rmsprop_optax_keywords": (
+        gt.rmsprop(1e-2, eps=1e-8),
+        optax.rmsprop(1e-2, eps=1e-8),
+    ),
+    "rmsprop_optax_positions": (
+        gt.rmsprop(1e-2, 0.95, 1e-7, 0.5, False, True),
+        optax.rmsprop(1e-2, 0.95, 1e-7, 0.5, False, True),
+    ),
+    "scale_by_rms_optax_positions": (
+        gt.scale_by_rms(0.95, 1e-7, 0.1, True, True),
+        optax.scale_by_rms(0.95, 1e-7, 0.1, True, True),
+    ),
+    "adagrad_eps_in_sqrt": (
+        gt.adagrad(0.1, 0.1, eps_in_sqrt=True),
+        optax.adagrad(0.1),
     ),
     "adagrad_optax_defaults": (
         # optax: r0 = 0.1 and eps under the root; r > 0 always, so no 0 branch.
@@ -137,3 +153,53 @@ def test_sgd_with_a_schedule_differs_from_optax_as_documented():
     g = _grads_sequence(4)[2]
     expected = 0.9 * ours[1]["w"] - 0.1 * g["w"]
     chex.assert_trees_all_close(ours[2]["w"], expected, rtol=1e-6)
+
+
+def _complex_trajectory(tx, steps=6, promotion="strict"):
+    """Updates of `tx` on complex parameters, as optax's tests drive them."""
+    rng = np.random.default_rng(1)
+
+    def draw(*shape):
+        return jnp.asarray(rng.normal(size=shape) + 1j * rng.normal(size=shape))
+
+    params = {"w": draw(3, 2).astype(jnp.complex64), "b": draw(2)}
+    grads = [jax.tree.map(lambda p: draw(*p.shape).astype(p.dtype), params)]
+    grads += [jax.tree.map(lambda p: draw(*p.shape).astype(p.dtype), params)]
+    state, out = tx.init(params), []
+    with jax.numpy_dtype_promotion(promotion):  # optax needs "standard"
+        for t in range(steps):
+            updates, state = jax.jit(tx.update)(grads[t % 2], state, params)
+            params = optax.apply_updates(params, updates)
+            out.append(updates)
+    return out
+
+
+COMPLEX_PAIRS = {
+    "sgd_nesterov": (
+        gt.sgd(0.1, momentum=0.9, nesterov=True),
+        optax.sgd(0.1, momentum=0.9, nesterov=True),
+    ),
+    "adam": (gt.adam(1e-2), optax.adam(1e-2)),
+    "adamw": (gt.adamw(1e-2, weight_decay=0.1), optax.adamw(1e-2, weight_decay=0.1)),
+    "rmsprop_centered": (
+        gt.rmsprop(1e-2, eps=1e-8, centered=True),
+        optax.rmsprop(1e-2, eps=1e-8, centered=True),
+    ),
+    "adagrad": (gt.adagrad(0.1, 0.1, eps_in_sqrt=True), optax.adagrad(0.1)),
+    "clip_by_global_norm": (
+        gt.clip_by_global_norm(1.0),
+        optax.clip_by_global_norm(1.0),
+    ),
+    "ema": (gt.ema(0.9), optax.ema(0.9)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPLEX_PAIRS))
+def test_complex_parameters_match_optax(name):
+    """Complex parameters: the imaginary part moves, moments use |g|² (optax)."""
+    ours, theirs = COMPLEX_PAIRS[name]
+    got = _complex_trajectory(ours)
+    expected = _complex_trajectory(theirs, promotion="standard")
+    assert jnp.iscomplexobj(got[-1]["w"]) and float(jnp.abs(got[-1]["w"].imag).max())
+    rtol = 2e-5 if name in BIAS_CORRECTED else 2e-6
+    chex.assert_trees_all_close(got, expected, rtol=rtol, atol=1e-7)

@@ -73,7 +73,9 @@ def test_rmsprop_centered_with_momentum():
         v = alpha * m.get("v", 0.0) - lr * g / np.sqrt(r - s * s + eps_root)
         return theta + v, {"r": r, "s": s, "v": v}
 
-    tx = gt.rmsprop(lr, decay=rho, eps_root=eps_root, centered=True, momentum=alpha)
+    tx = gt.rmsprop(
+        lr, decay=rho, eps=0.0, eps_root=eps_root, centered=True, momentum=alpha
+    )
     np.testing.assert_allclose(_trajectory(tx), _numpy(step), rtol=1e-5, atol=1e-6)
 
 

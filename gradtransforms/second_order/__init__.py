@@ -13,9 +13,11 @@ from gradtransforms.second_order.conjugate_gradient import (
     scale_by_conjugate_gradient,
 )
 from gradtransforms.second_order.linesearch import (
+    BacktrackingLinesearchInfo,
     ScaleByBacktrackingLinesearchState,
     ScaleByQuadraticLinesearchState,
     ScaleByZoomLinesearchState,
+    ZoomLinesearchInfo,
     scale_by_backtracking_linesearch,
     scale_by_quadratic_linesearch,
     scale_by_zoom_linesearch,
@@ -41,6 +43,7 @@ from gradtransforms.second_order.quasi_newton import (
 )
 
 __all__ = [
+    "BacktrackingLinesearchInfo",
     "MinimizeResult",
     "NewtonState",
     "ScaleByBacktrackingLinesearchState",
@@ -50,6 +53,7 @@ __all__ = [
     "ScaleByNewtonCgState",
     "ScaleByQuadraticLinesearchState",
     "ScaleByZoomLinesearchState",
+    "ZoomLinesearchInfo",
     "bfgs",
     "conjugate_gradient",
     "lbfgs",

@@ -11,7 +11,12 @@ from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
 from gradtransforms.scaling import scale
+from gradtransforms.second_order.complex_params import real_vdot
 from gradtransforms.second_order.linesearch import scale_by_zoom_linesearch
+from gradtransforms.second_order.linesearch.defaults import (
+    default_linesearch,
+    resolve_linesearch,
+)
 from gradtransforms.validation import check_bool, check_choice, check_positive_int
 
 __all__ = [
@@ -52,7 +57,10 @@ def scale_by_conjugate_gradient(
     whenever $\\rho_t$ is not a descent direction ($g_t^\\top\\rho_t \\ge 0$).
     Outputs $-\\rho_t$ (optax's sign convention for `scale_by_*`); chain
     with `scale(-1.0)` and a line search, as `conjugate_gradient` does. The
-    updates it receives are taken as the gradient $g_t$.
+    updates it receives are taken as the gradient $g_t$. For complex
+    parameters the inner products are $\\operatorname{Re}\\sum \\bar x y$,
+    those of $\\mathbb{R}^{2n}$ (see
+    `gradtransforms.second_order.complex_params`).
 
     Args:
       variant: `"polak_ribiere"`, `"fletcher_reeves"` or
@@ -81,19 +89,20 @@ def scale_by_conjugate_gradient(
         dtype = state.beta.dtype
         y = tu.add_scale(g, -1, g_prev)
         if variant == "fletcher_reeves":
-            beta = tu.vdot(g, g) / tu.vdot(g_prev, g_prev)
+            beta = real_vdot(g, g, dtype) / real_vdot(g_prev, g_prev, dtype)
         elif variant == "polak_ribiere":
-            beta = jnp.maximum(tu.vdot(g, y) / tu.vdot(g_prev, g_prev), 0)
+            beta = real_vdot(g, y, dtype) / real_vdot(g_prev, g_prev, dtype)
+            beta = jnp.maximum(beta, 0)
         else:  # ρ_{t-1} = -e_{t-1}
-            beta = jnp.maximum(tu.vdot(g, y) / -tu.vdot(e_prev, y), 0)
-        beta = beta.astype(dtype)
+            beta = real_vdot(g, y, dtype) / -real_vdot(e_prev, y, dtype)
+            beta = jnp.maximum(beta, 0)
         restart = (state.count == 0) | ~jnp.isfinite(beta)
         if restart_every is not None:
             restart |= state.count % restart_every == 0
         beta = jnp.where(restart, jnp.zeros_like(beta), beta)
         direction = tu.add_scale(g, beta, e_prev)
         # -direction must be a descent direction: <g, direction> > 0.
-        descent = tu.vdot(g, direction) > 0
+        descent = real_vdot(g, direction, dtype) > 0
         beta = jnp.where(descent, beta, jnp.zeros_like(beta))
         direction = tu.where(descent, direction, g)
         new_state = ScaleByConjugateGradientState(
@@ -107,10 +116,15 @@ def scale_by_conjugate_gradient(
     return GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+_CG_LINESEARCH = default_linesearch(
+    scale_by_zoom_linesearch, curv_rtol=0.1, initial_guess_strategy="quadratic"
+)
+
+
 def conjugate_gradient(
     variant: str = "polak_ribiere",
     restart_every: int | None = None,
-    linesearch: Any = None,
+    linesearch: Any = _CG_LINESEARCH,
     has_aux: bool = False,
 ) -> GradientTransformationExtraArgs:
     """Nonlinear conjugate gradients with a line search (textbook Algorithm 8.9).
@@ -128,25 +142,24 @@ def conjugate_gradient(
     descent directions), first trial by their eq. 3.60. On a
     positive-definite quadratic in $n$ variables with the exact step
     (`linesearch=scale_by_quadratic_linesearch()`), CG reaches the minimum in
-    at most $n$ updates.
+    at most $n$ updates. Complex parameters are supported.
 
     Args:
       variant: `"polak_ribiere"` (PR+), `"fletcher_reeves"` or
         `"hestenes_stiefel"`; see `scale_by_conjugate_gradient`.
       restart_every: restart period $k$ (`None`: no periodic restart).
-      linesearch: the line-search link (`None`: the default above).
+      linesearch: the line-search link; `None`: no line search, the step is
+        $\\rho_t$ itself (as `lbfgs`, and optax's `lbfgs`).
       has_aux: `value_fn` returns `(value, aux)`; passed to the default line
-        search.
+        search (a line search given explicitly is used as given).
 
     Returns:
       A `GradientTransformationExtraArgs`; its state is the tuple of the
       three links' states.
     """
     check_bool("has_aux", has_aux)
-    if linesearch is None:
-        linesearch = scale_by_zoom_linesearch(
-            curv_rtol=0.1, initial_guess_strategy="quadratic", has_aux=has_aux
-        )
     return chain(
-        scale_by_conjugate_gradient(variant, restart_every), scale(-1.0), linesearch
+        scale_by_conjugate_gradient(variant, restart_every),
+        scale(-1.0),
+        resolve_linesearch(linesearch, has_aux),
     )

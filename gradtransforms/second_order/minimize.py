@@ -18,6 +18,7 @@ from gradtransforms.base import (
     apply_updates,
 )
 from gradtransforms.objective import Evaluation
+from gradtransforms.second_order.complex_params import conj
 from gradtransforms.validation import (
     check_bool,
     check_callable,
@@ -151,12 +152,13 @@ def _solve(fun, optimizer, has_aux, init_params, max_steps, tol):
         return (c.num_steps < max_steps) & (c.grad_norm > tol) & jnp.isfinite(c.value)
 
     def body_fn(c: _Carry) -> _Carry:
+        g = conj(c.grad)  # the update-like gradient (complex_params)
         if extra_args:
             updates, state = optimizer.update(
-                c.grad, c.state, c.params, value=c.value, grad=c.grad, value_fn=value_fn
+                g, c.state, c.params, value=c.value, grad=g, value_fn=value_fn
             )
         else:
-            updates, state = optimizer.update(c.grad, c.state, c.params)
+            updates, state = optimizer.update(g, c.state, c.params)
         params = apply_updates(c.params, updates)
         records = _evaluations(state)
         fun_evals, grad_evals = _evaluation_counts(records)
@@ -262,7 +264,10 @@ def minimize(
         `params -> (value, aux)` with `has_aux=True`. The optimizer's
         `value_fn` is always the value alone (so build its line search with
         `has_aux=False`).
-      init_params: the starting point, any pytree of float arrays.
+      init_params: the starting point, any pytree of float arrays (or
+        complex ones, for the optimizers that take them: the optimizer then
+        receives the conjugate of `jax.grad`'s output, as optax expects;
+        see `gradtransforms.second_order.complex_params`).
       optimizer: the transformation producing the updates to add.
       max_steps: most updates (an int > 0).
       tol: stop when the L2 norm of the gradient (over all leaves) is

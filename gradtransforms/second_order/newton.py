@@ -21,6 +21,7 @@ from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
 from gradtransforms.objective import Evaluation, evaluation_property, objective
 from gradtransforms.scaling import scale
+from gradtransforms.second_order.complex_params import reject_complex
 from gradtransforms.validation import (
     check_bool,
     check_factor,
@@ -157,7 +158,8 @@ def scale_by_damped_newton(
     `max_damping_steps`, the update is zero and the raised $\\alpha$ is kept.
     Cost: one Hessian ($k$ Hessian-vector products), $O(k^3)$ per
     factorisation, $O(k^2)$ memory; the trial points cost one value and
-    gradient each (the gradient is kept for the next step).
+    gradient each (the gradient is kept for the next step). Complex
+    parameters raise `TypeError` at `init`.
 
     The output is $d$, the *preconditioned gradient* (optax's sign
     convention for `scale_by_*`), and the step it tested is $-d$: follow it
@@ -196,6 +198,7 @@ def scale_by_damped_newton(
     )
 
     def init_fn(params):
+        reject_complex(params, "newton")
         dtype = tu.scalar_dtype(params)
         return NewtonState(
             damping=jnp.asarray(damping, dtype),

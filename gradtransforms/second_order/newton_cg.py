@@ -18,7 +18,12 @@ from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
 from gradtransforms.objective import Evaluation, evaluation_property, objective
 from gradtransforms.scaling import scale
+from gradtransforms.second_order.complex_params import reject_complex
 from gradtransforms.second_order.linesearch import scale_by_backtracking_linesearch
+from gradtransforms.second_order.linesearch.defaults import (
+    default_linesearch,
+    resolve_linesearch,
+)
 from gradtransforms.validation import check_bool, check_fraction, check_positive_int
 
 __all__ = ["ScaleByNewtonCgState", "newton_cg", "scale_by_newton_cg"]
@@ -62,7 +67,7 @@ def scale_by_newton_cg(
     search, as `newton_cg` does. Memory $O(k)$; cost per update: one
     linearisation of $\\nabla f$ at $\\theta$ (an evaluation of $f$ and
     $\\nabla f$, counted as such in the state) plus one product per CG
-    iteration.
+    iteration. Complex parameters raise `TypeError` at `init`.
 
     Args:
       cg_tol: relative residual tolerance $\\eta \\in (0, 1)$; `None` for the
@@ -83,7 +88,7 @@ def scale_by_newton_cg(
     check_bool("has_aux", has_aux)
 
     def init_fn(params):
-        del params
+        reject_complex(params, "newton_cg")
         zero = jnp.int32(0)
         return ScaleByNewtonCgState(zero, jnp.zeros((), bool), zero, Evaluation.start())
 
@@ -147,10 +152,19 @@ def scale_by_newton_cg(
     return GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
 
 
+_NEWTON_CG_LINESEARCH = default_linesearch(
+    scale_by_backtracking_linesearch,
+    decrease_factor=0.5,
+    increase_factor=math.inf,
+    max_learning_rate=1.0,
+    store_grad=True,
+)
+
+
 def newton_cg(
     cg_tol: float | None = None,
     max_cg_steps: int | None = None,
-    linesearch: Any = None,
+    linesearch: Any = _NEWTON_CG_LINESEARCH,
     has_aux: bool = False,
 ) -> GradientTransformationExtraArgs:
     """Hessian-free Newton: truncated-CG Newton direction and a line search.
@@ -162,31 +176,27 @@ def newton_cg(
     step of Algorithm 8.8 without the Hessian: $O(k)$ memory, for models too
     large for `newton`. The default line search is Armijo backtracking from
     the unit Newton step, halving it (`scale_by_backtracking_linesearch(
-    decrease_factor=0.5, increase_factor=inf, store_grad=True)`), as in
-    Nocedal & Wright's Algorithm 7.1 ("using $\\alpha_k = 1$ if possible").
+    decrease_factor=0.5, increase_factor=inf, max_learning_rate=1.0,
+    store_grad=True)`), as in Nocedal & Wright's Algorithm 7.1 ("using
+    $\\alpha_k = 1$ if possible"). Complex parameters raise `TypeError` at
+    `init`.
 
     Args:
       cg_tol: see `scale_by_newton_cg`.
       max_cg_steps: see `scale_by_newton_cg`.
-      linesearch: the line-search link (`None`: the default above).
+      linesearch: the line-search link; `None`: no line search, the full
+        Newton step $-d$ (as `lbfgs`, and optax's `lbfgs`).
       has_aux: `value_fn` returns `(value, aux)`; passed to the direction and
-        the default line search.
+        the default line search (a line search given explicitly is used as
+        given).
 
     Returns:
       A `GradientTransformationExtraArgs`; its state is the tuple of the three
       links' states.
     """
     check_bool("has_aux", has_aux)
-    if linesearch is None:
-        linesearch = scale_by_backtracking_linesearch(
-            decrease_factor=0.5,
-            increase_factor=math.inf,
-            max_learning_rate=1.0,
-            store_grad=True,
-            has_aux=has_aux,
-        )
     return chain(
         scale_by_newton_cg(cg_tol=cg_tol, max_cg_steps=max_cg_steps, has_aux=has_aux),
         scale(-1.0),
-        linesearch,
+        resolve_linesearch(linesearch, has_aux),
     )

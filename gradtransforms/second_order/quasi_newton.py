@@ -22,7 +22,12 @@ from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
 from gradtransforms.scaling import scale, scale_by_learning_rate
+from gradtransforms.second_order.complex_params import real_vdot, reject_complex
 from gradtransforms.second_order.linesearch import scale_by_zoom_linesearch
+from gradtransforms.second_order.linesearch.defaults import (
+    default_linesearch,
+    resolve_linesearch,
+)
 from gradtransforms.validation import check_bool, check_positive_int
 
 __all__ = [
@@ -75,7 +80,8 @@ def scale_by_bfgs() -> GradientTransformationExtraArgs:
     line search then starts from a step of length at most 1). Outputs the
     preconditioned gradient (optax's sign convention for `scale_by_*`):
     chain with `scale(-1.0)` and a line search, as `bfgs` does. The updates
-    it receives are taken as the gradient. $O(n^2)$ memory.
+    it receives are taken as the gradient. $O(n^2)$ memory. Complex
+    parameters raise `TypeError` at `init` (use `lbfgs`).
 
     Returns:
       A `GradientTransformationExtraArgs` (extra arguments ignored) with a
@@ -83,6 +89,7 @@ def scale_by_bfgs() -> GradientTransformationExtraArgs:
     """
 
     def init_fn(params):
+        reject_complex(params, "bfgs")
         # The raveled parameters' shape and dtype (params may be abstract).
         x = jax.eval_shape(lambda p: tu.ravel(p)[0], params)
         return ScaleByBfgsState(
@@ -127,8 +134,13 @@ def scale_by_bfgs() -> GradientTransformationExtraArgs:
     return GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
 
 
+_BFGS_LINESEARCH = default_linesearch(
+    scale_by_zoom_linesearch, initial_guess_strategy="one"
+)
+
+
 def bfgs(
-    linesearch: Any = None, has_aux: bool = False
+    linesearch: Any = _BFGS_LINESEARCH, has_aux: bool = False
 ) -> GradientTransformationExtraArgs:
     """BFGS with a strong Wolfe line search (textbook §8.6.3, eq. 8.33).
 
@@ -139,23 +151,21 @@ def bfgs(
     search is `scale_by_zoom_linesearch(initial_guess_strategy="one")` (the
     full quasi-Newton step is tried first). Stores the dense $n \\times n$
     matrix $M$: $O(n^2)$ memory, impractical beyond a few thousand
-    parameters (use `lbfgs`).
+    parameters (use `lbfgs`). Complex parameters raise `TypeError` at
+    `init`.
 
     Args:
-      linesearch: the line-search link (`None`: the default above).
+      linesearch: the line-search link; `None`: no line search, the full
+        quasi-Newton step $-M_t g_t$ (as `lbfgs`, and optax's `lbfgs`).
       has_aux: `value_fn` returns `(value, aux)`; passed to the default line
-        search.
+        search (a line search given explicitly is used as given).
 
     Returns:
       A `GradientTransformationExtraArgs`; its state is the tuple of the
       three links' states.
     """
     check_bool("has_aux", has_aux)
-    if linesearch is None:
-        linesearch = scale_by_zoom_linesearch(
-            initial_guess_strategy="one", has_aux=has_aux
-        )
-    return chain(scale_by_bfgs(), scale(-1.0), linesearch)
+    return chain(scale_by_bfgs(), scale(-1.0), resolve_linesearch(linesearch, has_aux))
 
 
 # --------------------------------------------------------------------------
@@ -168,7 +178,7 @@ class ScaleByLbfgsState(NamedTuple):
     count: jax.Array  # int32: updates so far
     s_memory: Any  # like params, leaves stacked (memory_size, ...): oldest first
     y_memory: Any  # like params, leaves stacked (memory_size, ...): oldest first
-    rho_memory: jax.Array  # (memory_size,): 1 / s'y per slot (0: empty slot)
+    rho_memory: jax.Array  # (memory_size,): 1 / s'y per slot (0: empty, or s'y = 0)
     prev_params: Any  # like params: θ_{t-1}
     prev_grad: Any  # like params: g_{t-1}
 
@@ -183,21 +193,28 @@ def scale_by_lbfgs(
     \\leftarrow \\gamma q;\\ \\text{for } i = t-m, \\dots, t-1:\\ \\beta =
     \\rho_i y_i^\\top r,\\ r \\leftarrow r + s_i(\\alpha_i - \\beta)$$
 
-    (Nocedal & Wright Algorithm 7.4) with $\\rho_i = 1 / y_i^\\top s_i$ and
-    $\\gamma = s^\\top y / y^\\top y$ from the newest pair (eq. 7.20). The
-    last `memory_size` pairs are kept oldest first, on the parameters' own
-    pytree (no raveling; a new pair shifts the others down): $O(mn)$ memory.
-    A pair failing the curvature condition $s^\\top y > 0$ is not stored.
-    With no pair yet, the output is $g$ scaled to length at most 1 (a
-    heuristic that optax uses too: the first line search starts from a step
-    of length at most 1). Outputs the preconditioned gradient (optax's sign
-    convention): chain with `scale(-1.0)` and a line search, as `lbfgs`
-    does. The updates it receives are taken as the gradient.
+    (Nocedal & Wright Algorithm 7.4) with $\\rho_i = 1 / y_i^\\top s_i$ and,
+    with `scale_init_precond`, $\\gamma = s^\\top y / y^\\top y$ from the
+    newest pair (eq. 7.20), else $\\gamma = 1$. The last `memory_size` pairs
+    are kept oldest first, on the parameters' own pytree (no raveling; a new
+    pair shifts the others down): $O(mn)$ memory. Every pair is stored, as
+    optax does ($\\rho = 0$ when $s^\\top y = 0$; a pair with a non-finite
+    $s^\\top y$ is dropped): a strong Wolfe line search guarantees
+    $s^\\top y > 0$, which keeps $M$ positive definite; without one (or when
+    it fails) a pair with $s^\\top y < 0$ can make $-M g$ an ascent
+    direction, until the pair leaves the memory. With `scale_init_precond`, at the first update
+    $\\gamma = \\min(1, 1/\\lVert g\\rVert)$, so that the first step has length
+    at most 1 (optax's heuristic). Outputs the preconditioned gradient
+    (optax's sign convention): chain with `scale(-1.0)` and a line search, as
+    `lbfgs` does. The updates it receives are taken as the gradient. For
+    complex parameters every inner product is $\\operatorname{Re}\\sum \\bar x
+    y$, the one of $\\mathbb{R}^{2n}$ (see
+    `gradtransforms.second_order.complex_params`).
 
     Args:
-      memory_size: $m$, the number of pairs kept.
-      scale_init_precond: scale the initial $M^{(0)} = \\gamma I$ (optax's
-        name); `False` uses $\\gamma = 1$.
+      memory_size: $m$, the number of pairs kept, as optax.
+      scale_init_precond: start the recursion from $\\gamma I$ with $\\gamma$
+        as above rather than from $I$, as optax.
 
     Returns:
       A `GradientTransformationExtraArgs` (extra arguments ignored) with a
@@ -221,55 +238,30 @@ def scale_by_lbfgs(
             prev_grad=tu.zeros_like(params),
         )
 
-    def push(accept, memory, new):
-        """Drop the oldest entry and append `new` last, if `accept`."""
-
-        def one(mem, v):
-            pushed = jnp.concatenate([mem[1:], jnp.asarray(v, mem.dtype)[None]])
-            return jnp.where(accept, pushed, mem)
-
-        return jax.tree.map(one, memory, new)
-
     def update_fn(updates, state, params, **extra):
         del extra
         g = tu.cast_like(updates, params)
         dtype = state.rho_memory.dtype
         s = tu.add_scale(params, -1, state.prev_params)
         y = tu.add_scale(g, -1, state.prev_grad)
-        sy = tu.vdot(s, y).astype(dtype)
-        accept = (state.count > 0) & _curvature_ok(
-            sy, tu.global_norm(s).astype(dtype), tu.global_norm(y).astype(dtype)
+        sy, yy = real_vdot(s, y, dtype), real_vdot(y, y, dtype)
+        # Every pair is stored, as optax does (ρ = 0 when sᵀy = 0), but one
+        # with a non-finite sᵀy (an overflow) would poison the memory.
+        accept = (state.count > 0) & jnp.isfinite(sy) & jnp.isfinite(yy)
+        s_mem, y_mem = (
+            _push(accept, state.s_memory, s),
+            _push(accept, state.y_memory, y),
         )
-        s_mem, y_mem = push(accept, state.s_memory, s), push(accept, state.y_memory, y)
-        rho_mem = push(accept, state.rho_memory, 1 / jnp.where(accept, sy, 1))
-        have_pairs = rho_mem[-1] > 0
-
-        # Two-loop recursion (Algorithm 7.4) as two scans over the memory;
-        # empty slots have rho = 0 and zero vectors: no-ops.
-        def newest_first(q, pair):
-            s_i, y_i, rho_i = pair
-            alpha = rho_i * tu.vdot(s_i, q).astype(dtype)
-            return tu.add_scale(q, -alpha, y_i), alpha
-
-        q, alphas = jax.lax.scan(newest_first, g, (s_mem, y_mem, rho_mem), reverse=True)
-        if scale_init_precond:
-            s_n = jax.tree.map(lambda x: x[-1], s_mem)
-            y_n = jax.tree.map(lambda x: x[-1], y_mem)
-            gamma = (tu.vdot(s_n, y_n) / tu.vdot(y_n, y_n)).astype(dtype)
+        rho = jnp.where(sy == 0, 0, 1 / jnp.where(sy == 0, 1, sy))
+        rho_mem = _push(accept, state.rho_memory, rho)
+        if scale_init_precond:  # from the newest pair stored
+            s_n, y_n = (jax.tree.map(lambda x: x[-1], t) for t in (s_mem, y_mem))
+            sy_n, yy_n = real_vdot(s_n, y_n, dtype), real_vdot(y_n, y_n, dtype)
+            gamma = jnp.where(yy_n > 0, sy_n / jnp.where(yy_n > 0, yy_n, 1), 1)
+            first = _first_step_scale(tu.global_norm(g).astype(dtype))
+            gamma = jnp.where(state.count > 0, gamma, first)
         else:
             gamma = jnp.ones((), dtype)
-        gamma = jnp.where(
-            have_pairs, gamma, _first_step_scale(tu.global_norm(g).astype(dtype))
-        )
-
-        def oldest_first(r, pair):
-            s_i, y_i, rho_i, alpha = pair
-            beta = rho_i * tu.vdot(y_i, r).astype(dtype)
-            return tu.add_scale(r, alpha - beta, s_i), None
-
-        r, _ = jax.lax.scan(
-            oldest_first, tu.scale(gamma, q), (s_mem, y_mem, rho_mem, alphas)
-        )
         new_state = ScaleByLbfgsState(
             count=tu.safe_increment(state.count),
             s_memory=s_mem,
@@ -278,17 +270,57 @@ def scale_by_lbfgs(
             prev_params=tu.cast_like(params, state.prev_params),
             prev_grad=g,
         )
-        return r, new_state
+        return _two_loop(g, s_mem, y_mem, rho_mem, gamma), new_state
 
     # optax types `update` with an optional `params`; this one requires it.
     return GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
+
+
+def _push(accept: jax.Array, memory: Any, new: Any) -> Any:
+    """Drop the oldest entry and append `new` last, if `accept`."""
+
+    def one(mem, v):
+        pushed = jnp.concatenate([mem[1:], jnp.asarray(v, mem.dtype)[None]])
+        return jnp.where(accept, pushed, mem)
+
+    return jax.tree.map(one, memory, new)
+
+
+def _two_loop(g: Any, s_mem: Any, y_mem: Any, rho_mem: jax.Array, gamma) -> Any:
+    """$M g$ by Algorithm 7.4, as two scans over the memory.
+
+    Empty slots have $\\rho = 0$ and zero vectors: no-ops.
+    """
+    dtype = rho_mem.dtype
+
+    def newest_first(q, pair):
+        s_i, y_i, rho_i = pair
+        alpha = rho_i * real_vdot(s_i, q, dtype)
+        return tu.add_scale(q, -alpha, y_i), alpha
+
+    q, alphas = jax.lax.scan(newest_first, g, (s_mem, y_mem, rho_mem), reverse=True)
+
+    def oldest_first(r, pair):
+        s_i, y_i, rho_i, alpha = pair
+        beta = rho_i * real_vdot(y_i, r, dtype)
+        return tu.add_scale(r, alpha - beta, s_i), None
+
+    r, _ = jax.lax.scan(
+        oldest_first, tu.scale(gamma, q), (s_mem, y_mem, rho_mem, alphas)
+    )
+    return r
+
+
+_LBFGS_LINESEARCH = default_linesearch(
+    scale_by_zoom_linesearch, max_linesearch_steps=20, initial_guess_strategy="one"
+)
 
 
 def lbfgs(
     learning_rate: Any = None,
     memory_size: int = 10,
     scale_init_precond: bool = True,
-    linesearch: Any = None,
+    linesearch: Any = _LBFGS_LINESEARCH,
     has_aux: bool = False,
 ) -> GradientTransformationExtraArgs:
     """L-BFGS with a strong Wolfe line search (textbook §8.6.3).
@@ -298,30 +330,33 @@ def lbfgs(
     \\rho_t$$
 
     `chain(scale_by_lbfgs(memory_size, scale_init_precond), scale(-1.0),
-    linesearch)`, the same links and keyword names as `optax.lbfgs`. The
-    default line search is
-    `scale_by_zoom_linesearch(initial_guess_strategy="one")`. $O(mn)$ memory.
+    linesearch)`, the same links, keywords and defaults as `optax.lbfgs`:
+    the default line search is `scale_by_zoom_linesearch(
+    max_linesearch_steps=20, initial_guess_strategy="one")`, and
+    `linesearch=None` means no line search (the step is then $-M_t g_t$, or
+    $-\\varepsilon M_t g_t$ with a `learning_rate`). $O(mn)$ memory. Complex
+    parameters are supported (see `scale_by_lbfgs`).
 
     Args:
       learning_rate: `None` (the default; the line search chooses the step)
         or a number or schedule $\\varepsilon$ replacing `scale(-1.0)` by
-        `scale_by_learning_rate(learning_rate)`.
-      memory_size: $m$, the number of $(s, y)$ pairs kept.
-      scale_init_precond: see `scale_by_lbfgs`.
-      linesearch: the line-search link (`None`: the default above).
+        `scale_by_learning_rate(learning_rate)`, as optax.
+      memory_size: $m$, the number of $(s, y)$ pairs kept, as optax.
+      scale_init_precond: see `scale_by_lbfgs`, as optax.
+      linesearch: the line-search link (`None`: none), as optax.
       has_aux: `value_fn` returns `(value, aux)`; passed to the default line
-        search.
+        search (a line search given explicitly is used as given).
 
     Returns:
       A `GradientTransformationExtraArgs`; its state is the tuple of the
       three links' states.
     """
     check_bool("has_aux", has_aux)
-    if linesearch is None:
-        linesearch = scale_by_zoom_linesearch(
-            initial_guess_strategy="one", has_aux=has_aux
-        )
     flip = (
         scale(-1.0) if learning_rate is None else scale_by_learning_rate(learning_rate)
     )
-    return chain(scale_by_lbfgs(memory_size, scale_init_precond), flip, linesearch)
+    return chain(
+        scale_by_lbfgs(memory_size, scale_init_precond),
+        flip,
+        resolve_linesearch(linesearch, has_aux),
+    )

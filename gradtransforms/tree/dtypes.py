@@ -15,6 +15,7 @@ __all__ = [
     "astype",
     "cast_like",
     "checked_dtype",
+    "complex_dtype",
     "full_like",
     "leaf_dtype",
     "map_widened",
@@ -62,9 +63,23 @@ def astype(x: jax.Array, dtype: Any) -> jax.Array:
 
 
 def leaf_dtype(x: Any) -> jnp.dtype:
-    """The dtype of an array, a Python number or a `jax.ShapeDtypeStruct`."""
+    """The dtype of an array, a Python number or a `jax.ShapeDtypeStruct`.
+
+    A Python int or float is a number, not an integer array: its dtype is
+    JAX's default float (float32, or float64 under x64); a Python complex,
+    the default complex. A Python bool stays bool. A NumPy float64 leaf has
+    the dtype JAX gives it, float32 unless x64 is enabled.
+    """
     dtype = getattr(x, "dtype", None)
-    return jnp.dtype(dtype) if dtype is not None else jnp.asarray(x).dtype
+    if dtype is not None:
+        return jnp.dtype(jax.dtypes.canonicalize_dtype(dtype))
+    if isinstance(x, bool):
+        return jnp.dtype(bool)
+    if isinstance(x, complex):
+        return jnp.dtype(jnp.result_type(complex))
+    if isinstance(x, int | float):
+        return jnp.dtype(jnp.result_type(float))
+    return jnp.asarray(x).dtype
 
 
 def with_path(path: tuple, error: TypeError) -> TypeError:
@@ -114,7 +129,7 @@ def map_widened(
     def one(path: tuple, x: Any, out: Any, *ys: Any) -> jax.Array | None:
         if x is None:
             return None
-        x = jnp.asarray(x)
+        x = jnp.asarray(x, leaf_dtype(x))
         try:
             dtype = accumulation_dtype(x.dtype)
         except TypeError as error:
@@ -143,20 +158,28 @@ def scalar_dtype(tree: Any) -> jnp.dtype:
     sizes, objective values) are kept: float64 if any leaf is float64 or
     complex128, float32 otherwise.
     """
-    leaves = jax.tree.leaves(tree)
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
     if not leaves:
         return jnp.dtype(jnp.float32)
     return max(
-        (real_dtype(accumulation_dtype(leaf_dtype(x))) for x in leaves),
+        (real_dtype(accumulation_dtype(checked_dtype(p, x))) for p, x in leaves),
         key=lambda d: d.itemsize,
     )
+
+
+def complex_dtype(dtype: Any) -> jnp.dtype:
+    """The complex dtype whose parts are `dtype` (complex64 for float32)."""
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        return dtype
+    return jnp.dtype(jnp.complex128 if dtype.itemsize >= 8 else jnp.complex64)
 
 
 def tree_dtype(tree: Any) -> jnp.dtype:
     """`scalar_dtype`, made complex when any leaf is complex."""
     dtype = scalar_dtype(tree)
     if any(jnp.iscomplexobj(x) for x in jax.tree.leaves(tree)):
-        return jnp.result_type(dtype, jnp.complex64)
+        return complex_dtype(dtype)
     return dtype
 
 

@@ -13,6 +13,8 @@ from gradtransforms.tree.dtypes import (
     accumulation_dtype,
     astype,
     cast_like,
+    checked_dtype,
+    complex_dtype,
     map_widened,
     per_dtype,
     real_dtype,
@@ -103,27 +105,29 @@ def _moving_average(updates: Any, moments: Any, decay: Any, term: Callable) -> A
     """$m \\leftarrow \\beta m + (1 - \\beta)\\,$ `term(g)`, with `term(g)` widened."""
     factors = per_dtype(lambda dt: (jnp.asarray(decay, dt), complement(decay, dt)))
 
-    def widened_term(g: Any) -> jax.Array | None:
+    def widened_term(path: tuple, g: Any) -> jax.Array | None:
         if g is None:
             return None
-        g = jnp.asarray(g)
+        g = jnp.asarray(g, checked_dtype(path, g))
         return term(astype(g, accumulation_dtype(g.dtype)))
 
-    terms = jax.tree.map(widened_term, updates, is_leaf=is_none)
+    terms = jax.tree_util.tree_map_with_path(widened_term, updates, is_leaf=is_none)
 
     def one(m: jax.Array, t: jax.Array | None) -> jax.Array | None:
         if t is None:
             return None
-        d, one_minus_d = factors(real_dtype(m.dtype))
-        return d * m + one_minus_d * t
+        d, one_minus_d = factors(m.dtype)
+        return d * m + one_minus_d * t.astype(m.dtype)
 
     return map_widened(one, moments, terms)
 
 
 def bias_correction(moment: Any, decay: Any, count: jax.Array) -> Any:
     """Divide each moment by $1 - \\beta^t$ (Adam's bias correction)."""
-    correction = per_dtype(lambda dt: one_minus_power(decay, count, dt))
-    return map_widened(lambda m: m / correction(real_dtype(m.dtype)), moment)
+    correction = per_dtype(
+        lambda dt: one_minus_power(decay, count, real_dtype(dt)).astype(dt)
+    )
+    return map_widened(lambda m: m / correction(m.dtype), moment)
 
 
 def scale(scalar: Any, tree: Any) -> Any:
@@ -149,7 +153,7 @@ def global_norm(tree: Any) -> jax.Array:
     total = jnp.zeros((), dtype)
     for x in jax.tree.leaves(tree):
         x = jnp.asarray(x)
-        wide = jnp.result_type(dtype, jnp.complex64) if jnp.iscomplexobj(x) else dtype
+        wide = complex_dtype(dtype) if jnp.iscomplexobj(x) else dtype
         total = total + jnp.sum(abs_sq(x.astype(wide)).astype(dtype))
     return jnp.sqrt(total)
 
@@ -167,7 +171,8 @@ def vdot(tree_x: Any, tree_y: Any) -> jax.Array:
     for x, y in zip(jax.tree.leaves(tree_x), jax.tree.leaves(tree_y), strict=True):
         x = jnp.asarray(x).astype(dtype)
         y = jnp.asarray(y).astype(dtype)
-        total = total + jnp.sum(jnp.conj(x) * y if jnp.iscomplexobj(x) else x * y)
+        # jnp.vdot conjugates x; XLA's dot, at full precision, as optax sums.
+        total = total + jnp.vdot(x, y, precision=jax.lax.Precision.HIGHEST)
     return total
 
 

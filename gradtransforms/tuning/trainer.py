@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from gradtransforms.base import GradientTransformation, apply_updates
-from gradtransforms.combine import inject_hyperparams
+from gradtransforms.injection import inject_hyperparams
 from gradtransforms.training.batches import count_examples, epoch_indices
 from gradtransforms.validation import check_positive_int
 

@@ -2,21 +2,30 @@
 
 References are independent of the code under test: closed forms (the exact
 step $\\varepsilon^* = -g^\\top u / u^\\top A u$ on a quadratic) and SciPy's
-Nelder-Mead minimum of a barrier function.
+Nelder-Mead minimum of a barrier function. The solvers' default line
+searches are their default arguments: each is the line search its repr
+builds, `has_aux` reaches it, and `linesearch=None` leaves the first update
+of each solver in closed form.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import scipy.optimize
 
 from gradtransforms import problems
 from gradtransforms import second_order as so
+from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
 from gradtransforms.scaling import scale
+from gradtransforms.second_order.linesearch.defaults import resolve_linesearch
 from gradtransforms.second_order.linesearch.steps import scaled_or_zero
 from tests.second_order.loop import run
 
@@ -169,3 +178,90 @@ def test_scaled_or_zero_gives_exact_zeros_whatever_the_direction():
     assert zero["b"].dtype == jnp.bfloat16
     scaled = scaled_or_zero(jnp.float32(2.0), {"a": jnp.array([1.0, -3.0])})
     np.testing.assert_array_equal(scaled["a"], [2.0, -6.0])
+
+
+# --------------------------------------------------------------------------
+# Default line searches: the default argument value; None means none
+
+
+SOLVERS = {
+    "lbfgs": (so.lbfgs, "max_linesearch_steps=20, initial_guess_strategy='one'"),
+    "bfgs": (so.bfgs, "initial_guess_strategy='one'"),
+    "conjugate_gradient": (
+        so.conjugate_gradient,
+        "curv_rtol=0.1, initial_guess_strategy='quadratic'",
+    ),
+    "newton_cg": (
+        so.newton_cg,
+        "decrease_factor=0.5, increase_factor=inf, max_learning_rate=1.0, "
+        "store_grad=True",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SOLVERS))
+def test_the_default_line_search_is_the_default_argument(name, x64):
+    make, arguments = SOLVERS[name]
+    default = inspect.signature(make).parameters["linesearch"].default
+    assert isinstance(default, GradientTransformationExtraArgs)
+    search = "backtracking" if name == "newton_cg" else "zoom"
+    assert repr(default) == f"scale_by_{search}_linesearch({arguments})"
+    # It is the line search its repr builds: the same step.
+    built = eval(repr(default), vars(so) | {"inf": math.inf})
+    x, u = jnp.array([1.0, -2.0]), jnp.array([-0.5, 3.0])
+
+    def f(p):
+        return problems.rosenbrock(p)
+
+    outs = [
+        tx.update(u, tx.init(x), x, value=f(x), grad=jax.grad(f)(x), value_fn=f)
+        for tx in (default, built)
+    ]
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+
+
+@pytest.mark.parametrize("name", list(SOLVERS))
+def test_has_aux_reaches_the_default_line_search(name, x64):
+    make = SOLVERS[name][0]
+    params = {"x": jnp.array([-1.2, 1.0])}
+
+    def plain(p, offset):
+        return _rosenbrock_aux(p, offset)[0]
+
+    offset = jnp.asarray(0.25)
+    outs = [
+        run(make(has_aux=has_aux), plain, params, 4, value_fn=fun, offset=offset)[2]
+        for has_aux, fun in [(False, plain), (True, _rosenbrock_aux)]
+    ]
+    np.testing.assert_allclose(outs[0]["x"], outs[1]["x"], rtol=1e-12)
+
+
+def test_linesearch_none_means_no_line_search(x64):
+    # The first update of each solver without a line search, in closed form.
+    a, b = problems.random_quadratic(3, seed=1, condition=10.0)
+    f = problems.quadratic(a, b)
+    x = jnp.array([1.0, -1.0, 0.5])
+    g = np.asarray(a @ np.asarray(x) - b)
+    expected = {
+        "lbfgs": -min(1.0, 1.0 / np.linalg.norm(g)) * g,  # the capped gradient
+        "bfgs": -min(1.0, 1.0 / np.linalg.norm(g)) * g,
+        "conjugate_gradient": -g,  # β = 0 at the first update
+        "newton_cg": -np.linalg.solve(a, g),  # the Newton step
+    }
+    for name, (make, _) in SOLVERS.items():
+        kwargs = {"cg_tol": 1e-12} if name == "newton_cg" else {}
+        tx = make(linesearch=None, **kwargs)
+        state = tx.init(x)
+        updates, state = tx.update(
+            jnp.asarray(g), state, x, value=f(x), grad=jnp.asarray(g), value_fn=f
+        )
+        np.testing.assert_allclose(updates, expected[name], rtol=1e-10)
+        assert isinstance(state[-1], optax.EmptyState)
+
+
+def test_an_explicit_line_search_is_used_as_given():
+    searches = [so.scale_by_backtracking_linesearch(), so.scale_by_zoom_linesearch()]
+    for tx in searches:
+        assert resolve_linesearch(tx, has_aux=True) is tx
+    with pytest.raises(TypeError, match="linesearch"):
+        so.lbfgs(linesearch="zoom")

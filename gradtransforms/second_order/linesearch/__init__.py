@@ -16,7 +16,14 @@ not accept raises `TypeError`). The states keep the value and gradient at the
 accepted point (`value`, `grad`), so a solver loop need not evaluate them
 again (`minimize` reuses them; so does `optax.value_and_grad_from_state`),
 and the number of evaluations the last update made (`num_fun_evals`,
-`num_grad_evals`).
+`num_grad_evals`), all read from the `Evaluation` record `state.evaluation`;
+`state.info` is optax's record of the last update (`num_linesearch_steps`,
+`decrease_error`, and for the zoom search `curvature_error`). The keywords
+shared with `optax.scale_by_backtracking_linesearch` and
+`optax.scale_by_zoom_linesearch` have optax's meaning and positions
+(`verbose=True` prints optax's diagnostics when a search fails); `has_aux`
+comes after them, keyword-only. Complex parameters are supported, with the
+convention of `gradtransforms.second_order.complex_params`.
 
 These are our own implementations rather than optax's, for three reasons: a
 non-finite trial value (`inf` or `nan`, e.g. outside the objective's domain)
@@ -34,6 +41,10 @@ from gradtransforms.second_order.linesearch.backtracking import (
     ScaleByBacktrackingLinesearchState,
     scale_by_backtracking_linesearch,
 )
+from gradtransforms.second_order.linesearch.diagnostics import (
+    BacktrackingLinesearchInfo,
+    ZoomLinesearchInfo,
+)
 from gradtransforms.second_order.linesearch.quadratic import (
     ScaleByQuadraticLinesearchState,
     scale_by_quadratic_linesearch,
@@ -44,9 +55,11 @@ from gradtransforms.second_order.linesearch.zoom import (
 )
 
 __all__ = [
+    "BacktrackingLinesearchInfo",
     "ScaleByBacktrackingLinesearchState",
     "ScaleByQuadraticLinesearchState",
     "ScaleByZoomLinesearchState",
+    "ZoomLinesearchInfo",
     "scale_by_backtracking_linesearch",
     "scale_by_quadratic_linesearch",
     "scale_by_zoom_linesearch",

@@ -10,10 +10,9 @@ import jax.numpy as jnp
 from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.objective import objective
+from gradtransforms.second_order.complex_params import conj, real_vdot
 from gradtransforms.second_order.linesearch.steps import scaled_or_zero
-from gradtransforms.validation import (
-    check_bool,
-)
+from gradtransforms.validation import check_bool
 
 __all__ = ["ScaleByQuadraticLinesearchState", "scale_by_quadratic_linesearch"]
 
@@ -60,8 +59,9 @@ def scale_by_quadratic_linesearch(
         dtype = state.learning_rate.dtype
         u = tu.cast_like(updates, params)
         _, hu = jax.jvp(jax.grad(f), (params,), (u,))
-        curvature = tu.vdot(u, hu).astype(dtype)
-        slope = tu.vdot(updates, grad).astype(dtype)
+        # jax.grad's output is the conjugate of the update-like gradient.
+        curvature = real_vdot(u, conj(hu), dtype)
+        slope = real_vdot(updates, grad, dtype)
         step = -slope / jnp.where(curvature > 0, curvature, 1)
         step = jnp.where((curvature > 0) & jnp.isfinite(step), step, 0).astype(dtype)
         new_state = ScaleByQuadraticLinesearchState(step, jnp.int32(1))

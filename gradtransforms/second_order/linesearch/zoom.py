@@ -2,11 +2,12 @@
 
 Nocedal & Wright, *Numerical Optimization* (2nd ed., 2006), eq. 3.7,
 Algorithms 3.5 and 3.6, cubic interpolation eq. 3.59 and initial step
-eq. 3.60.
+eq. 3.60; Hager & Zhang's approximate Wolfe conditions (2005) near a minimum.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -15,14 +16,27 @@ import jax.numpy as jnp
 from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.objective import Evaluation, evaluation_property, objective
-from gradtransforms.second_order.linesearch.steps import scaled_or_zero
+from gradtransforms.second_order.complex_params import conj, real_vdot
+from gradtransforms.second_order.linesearch.diagnostics import (
+    ZoomLinesearchInfo,
+    ZoomOutcome,
+    report_zoom,
+    zoom_errors,
+)
+from gradtransforms.second_order.linesearch.steps import (
+    first_trial,
+    next_in_bracket,
+    scaled_or_zero,
+)
 from gradtransforms.validation import (
     check_bool,
     check_choice,
     check_factor,
     check_fraction,
     check_max_step,
+    check_non_negative,
     check_positive_int,
+    is_concrete_number,
 )
 
 __all__ = ["ScaleByZoomLinesearchState", "scale_by_zoom_linesearch"]
@@ -35,6 +49,7 @@ class ScaleByZoomLinesearchState(NamedTuple):
     prev_value: jax.Array  # scalar: f at the params of the last update
     wolfe: jax.Array  # bool: the last step satisfies the strong Wolfe conditions
     evaluation: Evaluation  # f and ∇f at params + updates, and the trials made
+    info: ZoomLinesearchInfo  # optax's record of the last update
 
     value = evaluation_property("value")
     grad = evaluation_property("grad")
@@ -48,46 +63,41 @@ class _Zoom(NamedTuple):
     count: jax.Array
     done: jax.Array
     zooming: jax.Array  # False while bracketing (Alg. 3.5), True in zoom (3.6)
-    trial: jax.Array
+    trial: jax.Array  # the next trial step
     lo: jax.Array  # best step so far with sufficient decrease (0 at first)
     f_lo: jax.Array
     d_lo: jax.Array
     g_lo: Any
+    errors_lo: tuple[jax.Array, jax.Array]  # (decrease, curvature) errors at lo
     hi: jax.Array
     f_hi: jax.Array
     d_hi: jax.Array
     wolfe: jax.Array
-
-
-def _cubic_minimiser(a, fa, da, b, fb, db):
-    """Minimiser of the cubic through (a, fa, da), (b, fb, db) (N&W eq. 3.59)."""
-    d1 = da + db - 3 * (fa - fb) / (a - b)
-    d2 = jnp.sign(b - a) * jnp.sqrt(d1 * d1 - da * db)
-    return b - (b - a) * (db + d2 - d1) / (db - da + 2 * d2)
-
-
-def _next_in_bracket(lo, f_lo, d_lo, hi, f_hi, d_hi):
-    """Cubic interpolation, safeguarded to the middle 80% of the bracket.
-
-    Falls back to bisection when the cubic is undefined (a non-finite value
-    at an end, no real minimiser) or its minimiser is too close to an end.
-    """
-    x = _cubic_minimiser(lo, f_lo, d_lo, hi, f_hi, d_hi)
-    left, right = jnp.minimum(lo, hi), jnp.maximum(lo, hi)
-    margin = 0.1 * (right - left)
-    inside = jnp.isfinite(x) & (x >= left + margin) & (x <= right - margin)
-    return jnp.where(inside, x, 0.5 * (lo + hi))
+    tried: jax.Array  # the last trial step
+    errors: tuple[jax.Array, jax.Array]  # its (decrease, curvature) errors
 
 
 class _Settings(NamedTuple):
     """The search's fixed settings (validated by `scale_by_zoom_linesearch`)."""
 
     max_steps: int
-    max_step: float
-    increase_factor: float
-    slope_rtol: float
-    curv_rtol: float
+    max_step: Any
+    tol: Any
+    increase_factor: Any
+    slope_rtol: Any
+    curv_rtol: Any
+    approx_dec_rtol: Any  # None: the Armijo condition only
+    stepsize_precision: Any
     initial_guess_strategy: str
+
+    def in_dtype(self, dtype: Any) -> _Settings:
+        """The numbers as scalars of `dtype` (they may be arrays of any dtype)."""
+        numbers = self._asdict()
+        del numbers["max_steps"], numbers["initial_guess_strategy"]
+        return self._replace(**{
+            k: None if v is None else jnp.asarray(v).astype(dtype)
+            for k, v in numbers.items()
+        })  # fmt: skip
 
 
 class _Line(NamedTuple):
@@ -95,49 +105,39 @@ class _Line(NamedTuple):
 
     f0: jax.Array  # f at the start
     d0: jax.Array  # the slope <u, g> at the start (< 0 for a descent direction)
-    noise: jax.Array  # 100 ε_mach |f0|: decreases below this are rounding
-
-
-def _first_trial(
-    settings: _Settings, state: Any, line: _Line, updates: Any
-) -> jax.Array:
-    """The first trial step: 1, the last accepted step, or N&W eq. 3.60."""
-    one = jnp.ones((), line.f0.dtype)
-    if settings.initial_guess_strategy == "one":
-        guess = one
-    elif settings.initial_guess_strategy == "keep":
-        guess = jnp.where(state.learning_rate > 0, state.learning_rate, one)
-    else:
-        quad = 2.02 * (line.f0 - state.prev_value) / line.d0
-        first = jnp.minimum(one, 1 / tu.global_norm(updates).astype(line.f0.dtype))
-        guess = jnp.where(jnp.isfinite(quad) & (quad > 0), quad, one)
-        guess = jnp.where(jnp.isfinite(state.prev_value), guess, first)
-        guess = jnp.minimum(guess, one)
-    return jnp.minimum(guess, settings.max_step).astype(line.f0.dtype)
+    noise: jax.Array  # 100 ε_mach |f0|: differences of f below this are rounding
 
 
 def _zoom_step(
-    settings: _Settings, line: _Line, c: _Zoom, fa: jax.Array, da: jax.Array, ga: Any
+    s: _Settings, line: _Line, c: _Zoom, fa: jax.Array, da: jax.Array, ga: Any
 ) -> _Zoom:
     """Update the bracket with the trial `c.trial` (value `fa`, slope `da`)."""
     a, dtype = c.trial, line.f0.dtype
+    errors = zoom_errors(
+        s.slope_rtol, s.curv_rtol, s.approx_dec_rtol, line.f0, line.d0, a, fa, da
+    )
     finite = jnp.isfinite(fa) & jnp.isfinite(da)
-    # Sufficient decrease, and lower than the best point so far. When the
-    # decrease asked for is below rounding, a value within rounding of the
-    # best so far counts as one (Hager & Zhang's approximate Wolfe
-    # conditions): the slopes then decide.
-    c1_decrease = settings.slope_rtol * a * line.d0
-    flat = (fa <= c.f_lo + line.noise) & (-c1_decrease <= line.noise)
-    sufficient = (fa <= line.f0 + c1_decrease) & (fa < c.f_lo)
-    good = finite & (sufficient | flat)
-    curvature = jnp.abs(da) <= settings.curv_rtol * jnp.abs(line.d0)
-    wolfe = good & curvature
+    decrease = finite & (errors[0] <= s.tol)
+    curvature = errors[1] <= s.tol
+    # While zooming, when the decrease asked for is below the rounding of f,
+    # a value within rounding of the best so far counts as a decrease: the
+    # slopes decide (Hager & Zhang's bracket update; near a minimum the
+    # values are all equal to rounding, and the search would stall).
+    flat = (
+        c.zooming & finite & (fa <= c.f_lo + line.noise)
+        & (-s.slope_rtol * a * line.d0 <= line.noise)
+    )  # fmt: skip
+    wolfe = (decrease | flat) & curvature
+    # A new `lo` must also be lower than the best point so far (Alg. 3.5 and
+    # 3.6); a Wolfe point ends the search whatever its value.
+    first = ~c.zooming & (c.count == 0)
+    good = (decrease & ((fa < c.f_lo) | first)) | flat | wolfe
     # The far end moves back to the old `lo` when the slope at the new `lo`
     # points towards it (Alg. 3.5, phi' >= 0; Alg. 3.6, last test).
     towards = jnp.where(c.zooming, da * (c.hi - c.lo) >= 0, da >= 0)
     hi_is_old_lo = good & ~curvature & towards
     hi_is_a = ~good
-    at_cap = ~c.zooming & good & ~curvature & ~towards & (a >= settings.max_step)
+    at_cap = ~c.zooming & good & ~curvature & ~towards & (a >= s.max_step)
     zooming = c.zooming | hi_is_a | hi_is_old_lo
 
     def pick(new, old_lo, old):
@@ -148,145 +148,239 @@ def _zoom_step(
         pick(fa, c.f_lo, c.f_hi),
         pick(da, c.d_lo, c.d_hi),
     )
-    lo = jnp.where(good, a, c.lo)
-    f_lo = jnp.where(good, fa, c.f_lo)
-    d_lo = jnp.where(good, da, c.d_lo)
-    g_lo = tu.where(good, ga, c.g_lo)
-    grown = jnp.minimum(a * settings.increase_factor, settings.max_step).astype(dtype)
-    trial = jnp.where(zooming, _next_in_bracket(lo, f_lo, d_lo, hi, f_hi, d_hi), grown)
+    lo, f_lo, d_lo, g_lo, errors_lo = tu.where(
+        good, (a, fa, da, ga, errors), (c.lo, c.f_lo, c.d_lo, c.g_lo, c.errors_lo)
+    )
+    grown = jnp.minimum(a * s.increase_factor, s.max_step).astype(dtype)
+    # Interpolating values equal to rounding is meaningless: bisect then.
+    inside = jnp.where(
+        flat, 0.5 * (lo + hi), next_in_bracket(lo, f_lo, d_lo, hi, f_hi, d_hi)
+    )
+    trial = jnp.where(zooming, inside, grown)
     count = c.count + 1
-    tiny = jnp.abs(hi - lo) <= jnp.finfo(dtype).eps * jnp.maximum(lo, hi)
-    done = wolfe | at_cap | (count >= settings.max_steps) | (zooming & tiny)
+    width = jnp.abs(hi - lo)
+    # optax's `stepsize_precision`: a bracket that narrow, with a step of
+    # sufficient decrease found, ends the search; and one narrowed to
+    # rounding ends it whatever was found (nothing more can be learnt).
+    too_small = zooming & (lo > 0) & (width <= s.stepsize_precision)
+    collapsed = zooming & (width <= jnp.finfo(dtype).eps * jnp.maximum(lo, hi))
+    done = wolfe | at_cap | (count >= s.max_steps) | too_small | collapsed
     return _Zoom(
-        count, done, zooming, trial.astype(dtype), lo, f_lo, d_lo, g_lo,
-        hi, f_hi, d_hi, wolfe,
+        count, done, zooming, trial.astype(dtype), lo, f_lo, d_lo, g_lo, errors_lo,
+        hi, f_hi, d_hi, wolfe, a, errors,
     )  # fmt: skip
+
+
+def _search(s: _Settings, f, state, params, updates, line: _Line, g0) -> _Zoom:
+    """Algorithms 3.5 and 3.6 from the first trial step; `g0`: ∇f at params."""
+    dtype = line.f0.dtype
+    descent = jnp.isfinite(line.f0) & jnp.isfinite(line.d0) & (line.d0 < 0)
+
+    def body_fn(c: _Zoom) -> _Zoom:
+        fa, ga = jax.value_and_grad(f)(tu.add_scale(params, c.trial, updates))
+        ga = tu.cast_like(ga, params)
+        da = real_vdot(updates, conj(ga), dtype)
+        return _zoom_step(s, line, c, jnp.asarray(fa).astype(dtype), da, ga)
+
+    zero, false = jnp.zeros((), dtype), jnp.zeros((), bool)
+    no_errors = (jnp.asarray(jnp.inf, dtype), jnp.asarray(jnp.inf, dtype))
+    trial = first_trial(
+        s.initial_guess_strategy, s.max_step, state, line.f0, line.d0, updates
+    )
+    # Nothing tried: lo = 0 with f, slope and ∇f at the start.
+    start = _Zoom(
+        jnp.int32(0), ~descent, false, trial,
+        zero, line.f0, line.d0, g0, no_errors, zero, line.f0, line.d0,
+        false, zero, no_errors,
+    )  # fmt: skip
+    return jax.lax.while_loop(lambda c: ~c.done, body_fn, start)
+
+
+def _report(s: _Settings, line: _Line, end: _Zoom) -> None:
+    """`verbose`: print a diagnosis unless the step satisfies both conditions."""
+    width = jnp.where(end.zooming, jnp.abs(end.hi - end.lo), jnp.inf)
+    report_zoom(
+        ZoomOutcome(
+            wolfe=end.wolfe,
+            value=line.f0,
+            slope=line.d0,
+            last_trial=end.tried,
+            decrease_error=end.errors[0],
+            curvature_error=end.errors[1],
+            step=end.lo,
+            interval_not_found=~end.zooming & ~end.wolfe & (end.lo >= s.max_step),
+            interval_length=width.astype(line.f0.dtype),
+            stepsize_precision=s.stepsize_precision,
+        )
+    )
+
+
+def _check(max_learning_rate, tol, slope_rtol, curv_rtol, approx_dec_rtol) -> None:
+    check_max_step("max_learning_rate", max_learning_rate)
+    check_non_negative("tol", tol)
+    check_fraction("slope_rtol", slope_rtol)
+    if not (is_concrete_number(curv_rtol) and math.isinf(curv_rtol)):
+        check_fraction("curv_rtol", curv_rtol)
+    concrete = is_concrete_number(curv_rtol) and is_concrete_number(slope_rtol)
+    if concrete and float(curv_rtol) <= float(slope_rtol):
+        raise ValueError(
+            f"curv_rtol must be greater than slope_rtol (0 < c1 < c2 < 1, or "
+            f"c2 = inf); got curv_rtol={curv_rtol!r}, slope_rtol={slope_rtol!r}."
+        )
+    if approx_dec_rtol is not None:
+        check_non_negative("approx_dec_rtol", approx_dec_rtol)
 
 
 def scale_by_zoom_linesearch(
     max_linesearch_steps: int = 30,
     max_learning_rate: float | None = None,
+    tol: float = 0.0,
     increase_factor: float = 2.0,
     slope_rtol: float = 1e-4,
     curv_rtol: float = 0.9,
+    approx_dec_rtol: float | None = 1e-6,
+    stepsize_precision: float = 1e-5,
     initial_guess_strategy: str = "keep",
+    verbose: bool = False,
+    *,
     has_aux: bool = False,
 ) -> GradientTransformationExtraArgs:
     """Line search for a step satisfying the strong Wolfe conditions.
 
     $$f(\\theta + \\varepsilon u) \\le f(\\theta) + c_1 \\varepsilon
-    \\langle u, g\\rangle, \\qquad |\\langle u, \\nabla f(\\theta +
-    \\varepsilon u)\\rangle| \\le c_2 |\\langle u, g\\rangle|$$
+    \\langle u, g\\rangle + \\epsilon, \\qquad |\\langle u, \\nabla
+    f(\\theta + \\varepsilon u)\\rangle| \\le c_2 |\\langle u, g\\rangle| +
+    \\epsilon$$
 
-    (Nocedal & Wright eq. 3.7), by their Algorithm 3.5: trial steps grow by
-    `increase_factor` until they bracket an acceptable step, then Algorithm
-    3.6 ("zoom") shrinks the bracket by safeguarded cubic interpolation
-    (eq. 3.59). Every trial costs one value-and-gradient evaluation. A trial
-    with a non-finite value or slope is treated as a step too long: it
-    becomes the far end of the bracket, so the next trial is shorter. If no
-    step satisfying both conditions is found within `max_linesearch_steps`,
-    the best step with sufficient decrease found is used; if there is none
-    (or $u$ is not a descent direction), the update is exactly zero. Near a
-    minimum the decrease asked for, $c_1 \\varepsilon |\\langle u,
-    g\\rangle|$, can fall below the rounding of $f$; when it is below
-    $100\\,\\epsilon_\\text{mach}|f(\\theta)|$, a trial whose value is
-    within that much of the best value so far counts as a decrease and the
-    slopes decide (the approximate Wolfe conditions of Hager & Zhang, 2005);
-    without this the search would stall there. BFGS
-    and L-BFGS need the curvature condition to keep their inverse-Hessian
-    approximation positive definite (it implies $s^\\top y > 0$).
+    (Nocedal & Wright eq. 3.7, with optax's tolerance $\\epsilon$ = `tol`),
+    by their Algorithm 3.5: trial steps grow by `increase_factor` until they
+    bracket an acceptable step, then Algorithm 3.6 ("zoom") shrinks the
+    bracket by safeguarded cubic interpolation (eq. 3.59). Every trial costs
+    one value-and-gradient evaluation. A trial with a non-finite value or
+    slope is treated as a step too long: it becomes the far end of the
+    bracket, so the next trial is shorter. The search ends at a step
+    satisfying both conditions; at `max_learning_rate` if that step still
+    has sufficient decrease but the curvature condition asks for more (as
+    optax); when the bracket is narrower than `stepsize_precision` and a step
+    with sufficient decrease is known, or narrowed to rounding; or after
+    `max_linesearch_steps` trials. If it ends without a step satisfying both
+    conditions, the best step with sufficient decrease found is used; if
+    there is none (or $u$ is not a descent direction), the update is exactly
+    zero.
+
+    Near a minimum the decrease asked for, $c_1 \\varepsilon |\\langle u,
+    g\\rangle|$, falls below the rounding of $f$, and the search would
+    stall. With `approx_dec_rtol` $= c_3$ a trial also passes the decrease
+    test by Hager & Zhang's approximate condition (2005, eq. 23, as optax):
+
+    $$\\langle u, \\nabla f(\\theta + \\varepsilon u)\\rangle \\le (1 -
+    2c_1) |\\langle u, g\\rangle| + \\epsilon \\ \\text{ and } \\ f(\\theta +
+    \\varepsilon u) \\le f(\\theta) + c_3 |f(\\theta)| + \\epsilon.$$
+
+    And while zooming, when the decrease asked for is below the rounding of
+    $f$ ($100\\,\\epsilon_\\text{mach}|f(\\theta)|$), a trial whose value is
+    within that much of the best so far counts as a decrease: the slopes
+    decide, and the bracket is bisected (interpolating rounding is
+    meaningless). Without this the search would stall near a minimum, even
+    with `approx_dec_rtol=None`.
+
+    BFGS and L-BFGS need the curvature condition to keep their
+    inverse-Hessian approximation positive definite (it implies
+    $s^\\top y > 0$). For complex parameters $\\langle u, g\\rangle$ is
+    $\\operatorname{Re}\\sum \\bar u g$ (see
+    `gradtransforms.second_order.complex_params`).
 
     Args:
       max_linesearch_steps: most trials (evaluations of $f$ and $\\nabla f$)
-        per update.
-      max_learning_rate: the largest step tried (`None`: no bound).
+        per update, as optax (which requires it; 30 here).
+      max_learning_rate: the largest step tried (`None`: no bound), as optax.
+      tol: $\\epsilon \\ge 0$, the tolerance on both conditions, as optax.
       increase_factor: growth factor $> 1$ of the trial step while
-        bracketing.
-      slope_rtol: $c_1 \\in (0, 1)$ of the sufficient-decrease condition.
+        bracketing, as optax.
+      slope_rtol: $c_1 \\in (0, 1)$ of the sufficient-decrease condition, as
+        optax.
       curv_rtol: $c_2 \\in (c_1, 1)$ of the curvature condition (0.9 for
-        quasi-Newton and Newton methods, 0.1 for conjugate gradients).
+        quasi-Newton and Newton methods, 0.1 for conjugate gradients), or
+        `inf` to drop the curvature condition (a backtracking search by
+        interpolation), as optax.
+      approx_dec_rtol: $c_3 \\ge 0$ of the approximate decrease condition
+        above, or `None` for the Armijo condition only, as optax (our
+        rounding rule above still applies).
+      stepsize_precision: the bracket width below which the search ends with
+        the best step of sufficient decrease found, if any, as optax.
       initial_guess_strategy: the first trial step: `"one"` (1, for
-        (quasi-)Newton directions), `"keep"` (the last accepted step, optax's
-        default) or `"quadratic"` (N&W eq. 3.60:
-        $\\min(1, 2.02 (f_k - f_{k-1}) / \\langle u, g\\rangle)$, for
-        conjugate gradients; at the first update, where $f_{k-1}$ is not
-        known, $\\min(1, 1/\\lVert u\\rVert)$, a step of length at most 1).
+        (quasi-)Newton directions), `"keep"` (the last accepted step; 1 at
+        the first update and after a failure), as optax, or `"quadratic"`
+        (N&W eq. 3.60: $\\min(1, 2.02 (f_k - f_{k-1}) / \\langle u,
+        g\\rangle)$, for conjugate gradients; at the first update, where
+        $f_{k-1}$ is not known, $\\min(1, 1/\\lVert u\\rVert)$, a step of
+        length at most 1).
+      verbose: print a diagnosis (with `jax.debug.callback`, with optax's
+        `FLAG_*` sentences) when the step returned does not satisfy both
+        conditions, as optax.
       has_aux: `value_fn` returns `(value, aux)`; aux is ignored.
 
     Returns:
       A `GradientTransformationExtraArgs` whose `update(updates, state,
       params, *, value, grad, value_fn, **fn_kwargs)` returns
-      $\\varepsilon^* u$ and a `ScaleByZoomLinesearchState`.
+      $\\varepsilon^* u$ and a `ScaleByZoomLinesearchState`, whose `info` is
+      optax's record (`num_linesearch_steps`, `decrease_error`,
+      `curvature_error`).
     """
     check_positive_int("max_linesearch_steps", max_linesearch_steps)
-    check_max_step("max_learning_rate", max_learning_rate)
     check_factor("increase_factor", increase_factor)
-    check_fraction("slope_rtol", slope_rtol)
-    check_fraction("curv_rtol", curv_rtol)
-    if float(curv_rtol) <= float(slope_rtol):
-        raise ValueError(
-            f"curv_rtol must be greater than slope_rtol (0 < c1 < c2 < 1); got "
-            f"curv_rtol={curv_rtol!r}, slope_rtol={slope_rtol!r}."
-        )
+    _check(max_learning_rate, tol, slope_rtol, curv_rtol, approx_dec_rtol)
+    check_non_negative("stepsize_precision", stepsize_precision)
     check_choice(
         "initial_guess_strategy", initial_guess_strategy, ("one", "keep", "quadratic")
     )
+    check_bool("verbose", verbose)
     check_bool("has_aux", has_aux)
     settings = _Settings(
         max_steps=max_linesearch_steps,
         max_step=jnp.inf if max_learning_rate is None else max_learning_rate,
+        tol=tol,
         increase_factor=increase_factor,
         slope_rtol=slope_rtol,
         curv_rtol=curv_rtol,
+        approx_dec_rtol=approx_dec_rtol,
+        stepsize_precision=stepsize_precision,
         initial_guess_strategy=initial_guess_strategy,
     )
 
     def init_fn(params):
         dtype = tu.scalar_dtype(params)
+        inf = jnp.asarray(jnp.inf, dtype)
         return ScaleByZoomLinesearchState(
             learning_rate=jnp.ones((), dtype),
-            prev_value=jnp.asarray(jnp.inf, dtype),
+            prev_value=inf,
             wolfe=jnp.zeros((), bool),
-            evaluation=Evaluation.start(
-                jnp.asarray(jnp.inf, dtype), tu.zeros_like(params)
-            ),
+            evaluation=Evaluation.start(inf, tu.zeros_like(params)),
+            info=ZoomLinesearchInfo(jnp.int32(0), inf, inf),
         )
 
     def update_fn(updates, state, params, *, value, grad, value_fn, **extra):
         f = objective(value_fn, extra, has_aux, "scale_by_zoom_linesearch")
         dtype = state.prev_value.dtype
+        s = settings.in_dtype(dtype)
         f0 = jnp.asarray(value).astype(dtype)
-        d0 = tu.vdot(updates, grad).astype(dtype)
-        line = _Line(f0, d0, 100 * jnp.finfo(dtype).eps * jnp.abs(f0))
-        descent = jnp.isfinite(f0) & jnp.isfinite(d0) & (d0 < 0)
-
-        def body_fn(c: _Zoom) -> _Zoom:
-            fa, ga = jax.value_and_grad(f)(tu.add_scale(params, c.trial, updates))
-            ga = tu.cast_like(ga, params)
-            da = tu.vdot(updates, ga).astype(dtype)
-            return _zoom_step(settings, line, c, jnp.asarray(fa).astype(dtype), da, ga)
-
-        zero, false = jnp.zeros((), dtype), jnp.zeros((), bool)
-        start = _Zoom(
-            count=jnp.int32(0),
-            done=~descent,
-            zooming=false,
-            trial=_first_trial(settings, state, line, updates),
-            lo=zero,
-            f_lo=f0,
-            d_lo=d0,
-            g_lo=tu.cast_like(grad, params),
-            hi=zero,
-            f_hi=f0,
-            d_hi=d0,
-            wolfe=false,
-        )
-        end = jax.lax.while_loop(lambda c: ~c.done, body_fn, start)
+        noise = 100 * jnp.finfo(dtype).eps * jnp.abs(f0)
+        line = _Line(f0, real_vdot(updates, grad, dtype), noise)
+        g0 = conj(tu.cast_like(grad, params))
+        end = _search(s, f, state, params, updates, line, g0)
+        if verbose:
+            _report(s, line, end)
+        stepped = end.lo > 0
         new_state = ScaleByZoomLinesearchState(
             learning_rate=end.lo,
             prev_value=f0,
             wolfe=end.wolfe,
             evaluation=Evaluation(end.f_lo, end.g_lo, end.count, end.count),
+            info=ZoomLinesearchInfo(
+                end.count,
+                jnp.where(stepped, end.errors_lo[0], end.errors[0]),
+                jnp.where(stepped, end.errors_lo[1], end.errors[1]),
+            ),
         )
         return scaled_or_zero(end.lo, updates), new_state
 
