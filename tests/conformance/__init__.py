@@ -1,0 +1,1 @@
+"""optax's shipped test suite, run against gradtransforms' shared names."""

@@ -1,0 +1,88 @@
+"""How optax's tests run here: optax's numerical settings, and the known differences.
+
+* optax's tests are written for JAX's default dtype and rank promotion and
+  with warnings as warnings; the strict settings of `tests/conftest.py` and
+  pyproject.toml apply to our tests only, so each optax test runs under
+  JAX's defaults, warnings shown but not raised.
+* Each test's use of the shared names is recorded (`harness.used`); at the
+  end of the session the terminal summary gives the counts: tests run, tests
+  that reached a shared name (applicable), passed, and documented
+  differences.
+* The documented differences (`differences.py`) are marked `xfail(strict=True)`:
+  a difference that disappears fails the run, so the list stays true.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import jax
+import pytest
+
+from tests.conformance import harness
+from tests.conformance.differences import DIFFERENCES, OPTAX_FAILS_HERE, TO_FIX
+
+_SUITE = "tests/conformance/test_optax_suite.py"
+_counts: Counter[str] = Counter()
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _SUITE not in item.nodeid:
+            continue
+        # Warnings are not errors in optax's own runs (they are in ours).
+        item.add_marker(pytest.mark.filterwarnings("default"))
+        key = item.nodeid.split("test_optax_suite.py::", 1)[-1]
+        if key in OPTAX_FAILS_HERE:
+            item.add_marker(pytest.mark.skip(reason=OPTAX_FAILS_HERE[key]))
+        elif key in DIFFERENCES:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=DIFFERENCES[key]))
+        elif key in TO_FIX:
+            item.add_marker(pytest.mark.xfail(strict=True, reason="not fixed yet"))
+
+
+@pytest.fixture(autouse=True)
+def optax_settings():
+    """optax's promotion rules, and a fresh record of the shared names reached."""
+    harness.used.clear()
+    with (
+        jax.numpy_dtype_promotion("standard"),
+        jax.numpy_rank_promotion("allow"),
+    ):
+        yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if call.when == "call" and _SUITE in item.nodeid:
+        # In the report, so that it reaches the controller under xdist too.
+        report.user_properties.append(("shared_names", sorted(harness.used)))
+    return report
+
+
+def pytest_runtest_logreport(report):
+    shared = dict(report.user_properties).get("shared_names")
+    if report.when != "call" or shared is None:
+        return
+    _counts["run"] += 1
+    if shared:
+        _counts["applicable"] += 1
+        if report.passed:
+            _counts["passed"] += 1
+        elif hasattr(report, "wasxfail"):
+            _counts["documented"] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _counts["run"]:
+        terminalreporter.write_line(
+            "optax conformance: {run} optax tests run, {applicable} reach a name "
+            "shared with gradtransforms: {passed} passed, {documented} are "
+            "documented differences ({listed} listed)".format(
+                listed=len(DIFFERENCES),
+                **{
+                    k: _counts[k] for k in ("run", "applicable", "passed", "documented")
+                },
+            )
+        )
