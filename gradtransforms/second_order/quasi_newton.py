@@ -202,14 +202,14 @@ def scale_by_lbfgs(
     $s^\\top y$ is dropped): a strong Wolfe line search guarantees
     $s^\\top y > 0$, which keeps $M$ positive definite; without one (or when
     it fails) a pair with $s^\\top y < 0$ can make $-M g$ an ascent
-    direction, until the pair leaves the memory. With `scale_init_precond`, at the first update
-    $\\gamma = \\min(1, 1/\\lVert g\\rVert)$, so that the first step has length
-    at most 1 (optax's heuristic). Outputs the preconditioned gradient
-    (optax's sign convention): chain with `scale(-1.0)` and a line search, as
-    `lbfgs` does. The updates it receives are taken as the gradient. For
-    complex parameters every inner product is $\\operatorname{Re}\\sum \\bar x
-    y$, the one of $\\mathbb{R}^{2n}$ (see
-    `gradtransforms.second_order.complex_params`).
+    direction, until the pair leaves the memory. With `scale_init_precond`,
+    at the first update $\\gamma = \\min(1, 1/\\lVert g\\rVert)$, so that the
+    first step has length at most 1 (optax's heuristic). Outputs the
+    preconditioned gradient (optax's sign convention): chain with
+    `scale(-1.0)` and a line search, as `lbfgs` does. The updates it
+    receives are taken as the gradient. For complex parameters every inner
+    product is $\\operatorname{Re}\\sum \\bar x y$, the one of
+    $\\mathbb{R}^{2n}$ (see `gradtransforms.second_order.complex_params`).
 
     Args:
       memory_size: $m$, the number of pairs kept, as optax.
