@@ -100,7 +100,7 @@ class SmoothGradientState(NamedTuple):
 
 
 def _check_sigma(sigma: Any) -> None:
-    if not callable(sigma):
+    if not callable(sigma) or isinstance(sigma, type):  # a dtype is no schedule
         check_non_negative("sigma", sigma)
 
 
@@ -212,7 +212,7 @@ def smooth_gradient(
                 "smooth_gradient.update needs params: the gradient of value_fn "
                 "is estimated around them."
             )
-        tu.assert_same_structure(updates, params, "updates", "params")
+        tu.assert_updates_match(updates, params)
         next_key, sample_key = jax.random.split(state.rng_key)
         new_state = SmoothGradientState(tu.safe_increment(state.count), next_key)
         if not jax.tree.leaves(params):

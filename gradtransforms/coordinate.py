@@ -28,7 +28,9 @@ import optax
 from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformation, GradientTransformationExtraArgs
 from gradtransforms.validation import (
+    INT64_MAX,
     check_choice,
+    check_int,
     check_positive_int,
     check_transformation,
 )
@@ -77,7 +79,7 @@ def block_coordinate_descent(
       blocks: the labels in visiting order (default: sorted labels).
       order: `"cyclic"` or `"random"`.
       steps_per_block: $m \\ge 1$, updates spent on a block before moving on.
-      seed: seed of the random block order.
+      seed: seed of the random block order, an int in [-2**63, 2**63 - 1].
 
     Returns:
       A `GradientTransformationExtraArgs` with `BlockCoordinateState`.
@@ -85,6 +87,7 @@ def block_coordinate_descent(
     check_transformation("inner", inner)
     check_choice("order", order, ("cyclic", "random"))
     check_positive_int("steps_per_block", steps_per_block)
+    check_int("seed", seed, low=-INT64_MAX - 1, high=INT64_MAX)
     inner = optax.with_extra_args_support(inner)
 
     def labels_of(tree):

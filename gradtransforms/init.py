@@ -6,7 +6,7 @@ is `(in, out)`, a convolution kernel `(..., in, out)`. The fan-in of a kernel is
 $m$ = `prod(shape[:-1])` (input features times the receptive field), its fan-out
 $n$ = `prod(shape[:-2]) * shape[-1]`.
 
-The methods `jax.nn.initializers` already has are re-exported unchanged:
+The methods `jax.nn.initializers` already has are re-exported, args checked:
 `glorot_uniform` ($U(-\\sqrt{6/(m+n)}, \\sqrt{6/(m+n)})$, variance $2/(m+n)$),
 `glorot_normal`, `he_uniform`, `he_normal` (standard deviation $\\sqrt{2/m}$),
 `lecun_uniform`, `lecun_normal`, `variance_scaling`, `zeros`, `ones`, `normal`,
@@ -17,9 +17,9 @@ is still the nominal one ($2/m$ for He); use `variance_scaling(2.0, "fan_in",
 "normal")` for an untruncated Gaussian.
 
 Added here: `fan_in_uniform`, `sparse` (Martens, 2010), `orthogonal` with a gain
-given as a number or a nonlinearity's name (Saxe et al., 2013),
-`calculate_gain`, `output_bias_from_marginals`, and `lsuv`, the data-driven
-layer-sequential unit-variance scaling of Mishkin & Matas (2015).
+given as a number or a nonlinearity's name (Saxe et al., 2013), `calculate_gain`,
+`output_bias_from_marginals`, and `lsuv`, the data-driven layer-sequential
+unit-variance scaling of Mishkin & Matas (2015).
 
 Examples:
   >>> import jax
@@ -31,6 +31,8 @@ Examples:
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 from collections.abc import Sequence
@@ -39,34 +41,18 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.nn.initializers import (
-    Initializer,
-    constant,
-    delta_orthogonal,
-    glorot_normal,
-    glorot_uniform,
-    he_normal,
-    he_uniform,
-    kaiming_normal,
-    kaiming_uniform,
-    lecun_normal,
-    lecun_uniform,
-    normal,
-    ones,
-    truncated_normal,
-    uniform,
-    variance_scaling,
-    xavier_normal,
-    xavier_uniform,
-    zeros,
-)
+from jax.nn.initializers import Initializer, ones, zeros
 
 from gradtransforms.nnx import LSUVLayer, lsuv
 from gradtransforms.validation import (
+    check_choice,
+    check_finite,
     check_float_dtype,
+    check_fraction,
+    check_int,
+    check_non_negative,
     check_positive,
     check_positive_int,
-    is_concrete_number,
 )
 
 __all__ = [
@@ -97,6 +83,54 @@ __all__ = [
     "xavier_uniform",
     "zeros",
 ]
+
+
+def _checked(fn: Any, *whole: Any, **checks: Any) -> Any:
+    """`fn`, checking each argument given (`check(name, value)`), then all."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        given = signature.bind(*args, **kwargs).arguments  # defaults are valid
+        for name in checks.keys() & given.keys():
+            checks[name](name, given[name])
+        for check in whole:
+            check(**given)
+        return fn(*args, **kwargs)
+
+    return checked
+
+
+def _axes(name: str, value: Any) -> None:
+    for axis in value if isinstance(value, tuple | list) else [value]:
+        check_int(name, axis)
+
+
+def _bounds(lower: Any = -2.0, upper: Any = 2.0, **_: Any) -> None:
+    if not np.all(np.asarray(lower) < np.asarray(upper)):
+        raise ValueError(f"lower ({lower!r}) must be below upper ({upper!r}).")
+
+
+_jax = jax.nn.initializers  # its initialisers, re-exported with checks
+_one_of = lambda *choices: lambda name, v: check_choice(name, v, choices)
+_dtype = functools.partial(check_float_dtype, optional=True, inexact=True)
+_FAN = dict(in_axis=_axes, out_axis=_axes, batch_axis=_axes, dtype=_dtype)
+glorot_normal = xavier_normal = _checked(_jax.glorot_normal, **_FAN)
+glorot_uniform = xavier_uniform = _checked(_jax.glorot_uniform, **_FAN)
+he_normal = kaiming_normal = _checked(_jax.he_normal, **_FAN)
+he_uniform = kaiming_uniform = _checked(_jax.he_uniform, **_FAN)
+lecun_normal = _checked(_jax.lecun_normal, **_FAN)
+lecun_uniform = _checked(_jax.lecun_uniform, **_FAN)
+_SCALING = dict(mode=_one_of("fan_in", "fan_out", "fan_avg", "fan_geo_avg"), **_FAN)
+_SCALING |= dict(distribution=_one_of("truncated_normal", "normal", "uniform"))
+variance_scaling = _checked(_jax.variance_scaling, scale=check_positive, **_SCALING)
+normal = _checked(_jax.normal, stddev=check_non_negative, dtype=_dtype)
+uniform = _checked(_jax.uniform, scale=check_non_negative, dtype=_dtype)
+constant = _checked(_jax.constant, value=check_finite, dtype=_dtype)
+_TRUNCATED = dict(stddev=check_non_negative, lower=check_finite, upper=check_finite)
+truncated_normal = _checked(_jax.truncated_normal, _bounds, dtype=_dtype, **_TRUNCATED)
+_ORTHOGONAL = dict(scale=check_non_negative, column_axis=check_int, dtype=_dtype)
+delta_orthogonal = _checked(_jax.delta_orthogonal, **_ORTHOGONAL)
 
 
 def _kernel_shape(shape: Sequence[int]) -> tuple[int, ...]:
@@ -264,12 +298,11 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         raise TypeError(f"nonlinearity must be a str; got {nonlinearity!r}.")
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
-        if not is_concrete_number(slope) or not math.isfinite(float(slope)):
-            raise TypeError(
-                f"param (the leaky_relu negative slope) must be a finite number; "
-                f"got {param!r}."
-            )
-        return math.sqrt(2.0 / (1.0 + float(slope) ** 2))
+        try:
+            check_finite("param (the leaky_relu negative slope)", slope, concrete=True)
+        except ValueError as error:  # a TypeError, as before: not a usable slope
+            raise TypeError(str(error)) from None
+        return math.sqrt(2.0) / math.hypot(1.0, float(slope))  # no overflow
     if nonlinearity not in _GAINS:
         raise ValueError(
             f"nonlinearity must be one of {', '.join(_NONLINEARITIES)}; "
@@ -304,11 +337,12 @@ def orthogonal(
     Returns:
       An initialiser `init(key, shape, dtype=dtype)`.
     """
+    if isinstance(gain, str):
+        check_choice("gain (a nonlinearity)", gain, _NONLINEARITIES)
     g = calculate_gain(gain) if isinstance(gain, str) else gain
-    check_positive("gain", g)
+    check_fraction("gain", g, 0.0, math.inf, concrete=True)
     check_float_dtype("dtype", dtype)
-    if isinstance(column_axis, bool) or not isinstance(column_axis, int):
-        raise TypeError(f"column_axis must be an int; got {column_axis!r}.")
+    check_int("column_axis", column_axis)
     return jax.nn.initializers.orthogonal(
         scale=float(g), column_axis=column_axis, dtype=dtype
     )
@@ -345,11 +379,10 @@ def output_bias_from_marginals(
     try:
         c = np.asarray(class_frequencies)
     except (TypeError, ValueError) as e:
-        raise TypeError(
-            "class_frequencies must be a 1-D array of concrete numbers (not "
-            f"traced); got {class_frequencies!r}."
-        ) from e
-    if c.dtype == np.bool_ or not np.issubdtype(c.dtype, np.number):
+        msg = "must be a 1-D array of concrete numbers (not traced)"
+        raise TypeError(f"class_frequencies {msg}; got {class_frequencies!r}.") from e
+    given = np.asarray(class_frequencies, dtype=object).ravel()  # bools stay bools
+    if c.dtype.kind not in "iuf" or any(isinstance(x, bool | np.bool_) for x in given):
         raise TypeError(
             f"class_frequencies must be a 1-D array of numbers; got dtype {c.dtype}."
         )

@@ -23,7 +23,11 @@ from gradtransforms.base import (
     GradientTransformationExtraArgs,
 )
 from gradtransforms.tree.dtypes import leaf_dtype, real_dtype
-from gradtransforms.validation import check_float_dtype
+from gradtransforms.validation import (
+    arrays_as_traced,
+    check_callable,
+    check_float_dtype,
+)
 
 __all__ = ["InjectHyperparamsState", "inject_hyperparams"]
 
@@ -80,9 +84,11 @@ def inject_hyperparams(
     Defaults that are Python floats are hyperparameters too, as in optax
     (Adam's `eps`); other defaults stay the factory's. A float (Python, NumPy,
     weakly typed JAX) is stored in `hyperparam_dtype`; a strongly typed JAX
-    array keeps its dtype. The factory is called once here,
-    schedules at step 0 as unchecked JAX arrays (a warm-up from 0 is accepted,
-    as by `gt.adam(schedule)`), so a bad number raises now.
+    array keeps its dtype. The factory is called once here, so a bad number
+    raises now; a schedule's value at step 0 is given traced, unchecked (a
+    warm-up from 0 is accepted, as by `gt.adam(schedule)`). At `init` and
+    `update` the stored arrays are passed as traced values, checked only under
+    `validation.debug_checks()`, whether the step is jitted or not.
 
     Args:
       inner_factory: a function returning a gradient transformation, such as
@@ -111,6 +117,7 @@ def inject_hyperparams(
       >>> sorted(state.hyperparams)
       ['learning_rate', 'momentum']
     """
+    check_callable("inner_factory", inner_factory)
     signature = inspect.signature(inner_factory)
     names = frozenset([static_args] if isinstance(static_args, str) else static_args)
     if not all(isinstance(n, str) for n in names):
@@ -133,7 +140,11 @@ def inject_hyperparams(
         first = {k: _first(k, s, count) for k, s in arguments.schedules.items()}
         for k, s in arguments.stateful.items():
             first[k] = _first(k, s, s.init())
-        inner_factory(**arguments.static, **arguments.numeric, **first)
+
+        def check(first):  # numbers checked; schedules' step-0 values traced
+            inner_factory(**arguments.static, **arguments.numeric, **first)
+
+        jax.eval_shape(check, first)
         defaults = {  # injected too, as by optax
             k: p.default
             for k, p in params.items()
@@ -170,7 +181,8 @@ def _injected(
         if hyperparam_dtype is None and dtype.itemsize < 4:  # b2=0.999 is not 1
             for k in defaults:
                 hyperparams[k] = jnp.asarray(arguments.numeric[k], jnp.float32)
-        inner = factory(**arguments.static, **hyperparams)
+        with arrays_as_traced():  # the values of jit, unchecked eagerly too
+            inner = factory(**arguments.static, **hyperparams)
         return InjectHyperparamsState(count, hyperparams, states, inner.init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -184,7 +196,8 @@ def _injected(
             k: s.update(state.hyperparams_states[k], **extra_args)
             for k, s in arguments.stateful.items()
         }
-        tx = factory(**arguments.static, **hyperparams)
+        with arrays_as_traced():
+            tx = factory(**arguments.static, **hyperparams)
         inner = optax.with_extra_args_support(tx)
         updates, inner_state = inner.update(
             updates, state.inner_state, params, **extra_args

@@ -16,7 +16,9 @@ import jax
 import jax.numpy as jnp
 
 from gradtransforms.validation import (
+    INT64_MAX,
     check_bool,
+    check_callable,
     check_finite,
     check_non_negative,
     check_non_negative_int,
@@ -84,8 +86,10 @@ def linear_decay_schedule(
     Args:
       init_value: $\\varepsilon_0$.
       end_value: $\\varepsilon_\\tau$.
-      transition_steps: $\\tau > 0$.
-      transition_begin: steps to hold $\\varepsilon_0$ before decaying.
+      transition_steps: $\\tau > 0$, an int up to 2**63 - 1 (the ratio is
+        taken in floating point).
+      transition_begin: steps to hold $\\varepsilon_0$ before decaying, an
+        int in [0, 2**31 - 1].
 
     Returns:
       A schedule `count -> value`.
@@ -98,8 +102,9 @@ def linear_decay_schedule(
     """
     check_finite("init_value", init_value)
     check_finite("end_value", end_value)
-    check_positive_int("transition_steps", transition_steps)
+    check_positive_int("transition_steps", transition_steps, max_value=INT64_MAX)
     check_non_negative_int("transition_begin", transition_begin)
+    transition_steps, transition_begin = int(transition_steps), int(transition_begin)
 
     def schedule(count):
         k = jnp.maximum(jnp.asarray(count) - transition_begin, 0)
@@ -127,9 +132,10 @@ def exponential_decay(
 
     Args:
       init_value: $\\varepsilon_0$.
-      transition_steps: $T > 0$.
+      transition_steps: $T > 0$, an int up to 2**31 - 1.
       decay_rate: $r > 0$.
-      transition_begin: $k_0 \\ge 0$, steps to hold $\\varepsilon_0$.
+      transition_begin: $k_0 \\ge 0$, steps to hold $\\varepsilon_0$ (an int up
+        to 2**31 - 1).
       staircase: floor the exponent.
       end_value: optional bound.
 
@@ -140,6 +146,7 @@ def exponential_decay(
     check_positive_int("transition_steps", transition_steps)
     check_positive("decay_rate", decay_rate)
     check_non_negative_int("transition_begin", transition_begin)
+    transition_steps, transition_begin = int(transition_steps), int(transition_begin)
     check_bool("staircase", staircase)
     if end_value is not None:
         check_finite("end_value", end_value)
@@ -167,19 +174,23 @@ def piecewise_constant_schedule(
 
     Args:
       init_value: $\\varepsilon_0$.
-      boundaries_and_scales: `{boundary_step: scale}`, steps >= 0, scales >= 0.
+      boundaries_and_scales: `{boundary_step: scale}` or `None`: steps ints in
+        [0, 2**31 - 1], scales >= 0.
 
     Returns:
       A schedule `count -> value`.
     """
     check_finite("init_value", init_value)
-    items = sorted((boundaries_and_scales or {}).items())
-    for boundary, scale in items:
-        if isinstance(boundary, bool) or not isinstance(boundary, int) or boundary < 0:
-            raise ValueError(
-                f"boundaries_and_scales keys must be ints >= 0; got {boundary!r}."
-            )
+    given = {} if boundaries_and_scales is None else boundaries_and_scales
+    if not isinstance(given, Mapping):
+        raise TypeError(
+            "boundaries_and_scales must be None or a mapping {step: scale}; got "
+            f"{given!r}."
+        )
+    for boundary, scale in given.items():
+        check_non_negative_int(f"boundaries_and_scales key {boundary!r}", boundary)
         check_non_negative(f"boundaries_and_scales[{boundary}]", scale)
+    items = sorted((int(step), scale) for step, scale in given.items())
 
     def schedule(count):
         count = jnp.asarray(count)
@@ -204,7 +215,7 @@ def cosine_decay_schedule(
 
     Args:
       init_value: $\\varepsilon_0$.
-      decay_steps: $T > 0$, any Python int.
+      decay_steps: $T > 0$, an int up to 2**63 - 1.
       alpha: final value as a fraction of `init_value`, >= 0.
       exponent: $p > 0$.
 
@@ -212,7 +223,8 @@ def cosine_decay_schedule(
       A schedule `count -> value`.
     """
     check_finite("init_value", init_value)
-    check_positive_int("decay_steps", decay_steps)
+    check_positive_int("decay_steps", decay_steps, max_value=INT64_MAX)
+    decay_steps = int(decay_steps)  # a Python int: no NumPy overflow below
     check_non_negative("alpha", alpha)
     check_positive("exponent", exponent)
 
@@ -230,13 +242,17 @@ def join_schedules(
 
     Args:
       schedules: n schedules.
-      boundaries: n - 1 increasing step counts > 0.
+      boundaries: n - 1 increasing step counts, ints in [1, 2**31 - 1].
 
     Returns:
       A schedule `count -> value`.
     """
-    schedules = list(schedules)
-    boundaries = list(boundaries)
+    for name, given in (("schedules", schedules), ("boundaries", boundaries)):
+        if not isinstance(given, Sequence) or isinstance(given, str):
+            raise TypeError(f"{name} must be a sequence; got {given!r}.")
+    schedules, boundaries = list(schedules), list(boundaries)
+    for i, fn in enumerate(schedules):
+        check_callable(f"schedules[{i}]", fn)
     if len(schedules) != len(boundaries) + 1:
         raise ValueError(
             "join_schedules needs len(schedules) == len(boundaries) + 1; got "
@@ -244,6 +260,7 @@ def join_schedules(
         )
     for i, b in enumerate(boundaries):
         check_positive_int(f"boundaries[{i}]", b)
+        boundaries[i] = int(b)
         if i and b <= boundaries[i - 1]:
             raise ValueError(f"boundaries must increase; got {boundaries}.")
 
@@ -286,7 +303,7 @@ def warmup_cosine_decay_schedule(
       init_value: value at step 0.
       peak_value: value at the end of the warm-up.
       warmup_steps: $W \\ge 0$.
-      decay_steps: $T > W$, any Python int.
+      decay_steps: $T > W$, an int up to 2**63 - 1.
       end_value: final value; ignored when `peak_value` is 0 (the value stays 0).
       exponent: $p > 0$.
 
@@ -300,23 +317,21 @@ def warmup_cosine_decay_schedule(
     ):
         check_finite(name, v)
     check_non_negative_int("warmup_steps", warmup_steps)
-    check_positive_int("decay_steps", decay_steps)
+    check_positive_int("decay_steps", decay_steps, max_value=INT64_MAX)
+    warmup_steps, decay_steps = int(warmup_steps), int(decay_steps)
     if decay_steps <= warmup_steps:
         raise ValueError(
             f"decay_steps ({decay_steps}) must exceed warmup_steps ({warmup_steps})."
         )
     check_positive("exponent", exponent)
     cosine_steps = decay_steps - warmup_steps
-    if peak_value == 0:  # optax's: the end value is a fraction of the peak
-        end_value = 0.0
 
     def decay(count):
         t = _fraction_done(count, cosine_steps)
         cosine = 0.5 * (1 + jnp.cos(jnp.pi * t))
-        return (
-            _float(end_value)
-            + (_float(peak_value) - _float(end_value)) * cosine**exponent
-        )
+        peak = _float(peak_value)
+        end = jnp.where(peak == 0, 0.0, _float(end_value))  # optax's: a fraction
+        return end + (peak - end) * cosine**exponent
 
     if warmup_steps == 0:
         return decay

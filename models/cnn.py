@@ -76,6 +76,9 @@ class CNN(nnx.Module):
             activation=activation,
             batch_norm_momentum=batch_norm_momentum,
             batch_norm_epsilon=batch_norm_epsilon,
+            batch_norm=batch_norm,
+            dtype=dtype,
+            param_dtype=param_dtype,
         )
         self.batch_norm = bool(batch_norm)
         self.activation = activation

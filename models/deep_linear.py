@@ -9,7 +9,12 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from gradtransforms.validation import check_callable, check_positive_int
+from gradtransforms.validation import (
+    check_bool,
+    check_callable,
+    check_float_dtype,
+    check_positive_int,
+)
 
 __all__ = ["DeepLinear"]
 
@@ -62,6 +67,9 @@ class DeepLinear(nnx.Module):
             in_features = width
         check_positive_int("in_features", in_features)
         check_callable("kernel_init", kernel_init)
+        check_bool("use_bias", use_bias)
+        check_float_dtype("dtype", dtype, optional=True)
+        check_float_dtype("param_dtype", param_dtype)
         self.layers = nnx.List(
             [
                 nnx.Linear(

@@ -73,6 +73,9 @@ class MLP(nnx.Module):
             activation=activation,
             batch_norm_momentum=batch_norm_momentum,
             batch_norm_epsilon=batch_norm_epsilon,
+            batch_norm=batch_norm,
+            dtype=dtype,
+            param_dtype=param_dtype,
         )
         self.features = features
         self.batch_norm = bool(batch_norm)

@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from gradtransforms.validation import (
+    INT32_MAX,
+    check_bool,
     check_callable,
+    check_float_dtype,
     check_positive,
     check_unit_interval,
 )
@@ -20,8 +23,12 @@ def check_features(name: str, features: Any, min_len: int) -> tuple[int, ...]:
     if isinstance(features, str | bytes) or not isinstance(features, Sequence):
         raise TypeError(f"{name} must be a sequence of ints > 0; got {features!r}.")
     for f in features:
-        if isinstance(f, bool) or not isinstance(f, numbers.Integral) or f <= 0:
+        if isinstance(f, bool) or not isinstance(f, numbers.Integral):
             raise ValueError(f"{name} must hold ints > 0; got {features!r}.")
+        if not 0 < int(f) <= INT32_MAX:
+            raise ValueError(
+                f"{name} must hold ints > 0 (at most 2**31 - 1); got {f!r}."
+            )
     if len(features) < min_len:
         raise ValueError(
             f"{name} must have at least {min_len} entries; got {features!r}."
@@ -34,16 +41,23 @@ def check_layer_options(
     activation: Any,
     batch_norm_momentum: Any,
     batch_norm_epsilon: Any,
+    batch_norm: Any = False,
+    dtype: Any = None,
+    param_dtype: Any = "float32",
     **initialisers: Any,
 ) -> None:
     """The checks every model makes of its layer options, in one order.
 
     Each initialiser (`kernel_init=...`, `bias_init=...`) and the activation
     must be callable; BatchNorm's momentum must lie in [0, 1) and its epsilon
-    be a finite number > 0.
+    be a finite number > 0; `batch_norm` a bool; `dtype` a floating dtype
+    or None (the inputs'), `param_dtype` a floating dtype.
     """
     for name, init in initialisers.items():
         check_callable(name, init)
     check_callable("activation", activation)
     check_unit_interval("batch_norm_momentum", batch_norm_momentum)
     check_positive("batch_norm_epsilon", batch_norm_epsilon)
+    check_bool("batch_norm", batch_norm)
+    check_float_dtype("dtype", dtype, optional=True)
+    check_float_dtype("param_dtype", param_dtype)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from gradtransforms.models.options import check_layer_options
-from gradtransforms.validation import check_positive, check_positive_int
+from gradtransforms.validation import check_fraction, check_positive_int
 
 __all__ = ["ResidualMLP"]
 
@@ -102,13 +102,16 @@ class ResidualMLP(nnx.Module):
         check_positive_int("num_blocks", num_blocks)
         if residual_scale is None:
             residual_scale = 1.0 / math.sqrt(num_blocks)
-        check_positive("residual_scale", residual_scale)
+        check_fraction("residual_scale", residual_scale, 0.0, math.inf, concrete=True)
         check_layer_options(
             kernel_init=kernel_init,
             bias_init=bias_init,
             activation=activation,
             batch_norm_momentum=batch_norm_momentum,
             batch_norm_epsilon=batch_norm_epsilon,
+            batch_norm=batch_norm,
+            dtype=dtype,
+            param_dtype=param_dtype,
         )
         self.residual_scale = float(residual_scale)
         self.batch_norm = bool(batch_norm)

@@ -284,7 +284,8 @@ def test_check_fraction_open_closed_and_concrete():
         va.check_fraction("f", 1.5, closed=True)
     with pytest.raises(ValueError, match=r"\(2, 4\)"):
         va.check_fraction("f", 4.0, low=2.0, high=4.0)
-    va.check_fraction("f", jnp.asarray(7.0))  # an array may be traced: unchecked
+    with pytest.raises(ValueError, match="f must be"):  # concrete: checked (#18)
+        va.check_fraction("f", jnp.asarray(7.0))
     with pytest.raises(TypeError, match="f must be a number"):
         va.check_fraction("f", jnp.asarray(0.5), concrete=True)
     va.check_fraction("f", np.array(0.5), concrete=True)  # 0-d NumPy: concrete

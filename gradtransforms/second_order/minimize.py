@@ -290,6 +290,8 @@ def minimize(
     check_transformation("optimizer", optimizer)
     check_positive_int("max_steps", max_steps)
     check_non_negative("tol", tol)
+    if jnp.ndim(tol):
+        raise TypeError(f"tol must be a number (a scalar); got shape {jnp.shape(tol)}.")
     check_bool("has_aux", has_aux)
     max_steps_array = jnp.asarray(min(max_steps, jnp.iinfo(jnp.int32).max), jnp.int32)
     solve = _compiled_solver(fun, optimizer, has_aux)

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradtransforms.validation import check_bool, check_positive_int
+from gradtransforms.validation import check_bool, check_key, check_positive_int
 
 __all__ = ["count_examples", "epoch_indices", "minibatches"]
 
@@ -64,10 +64,12 @@ def epoch_indices(
       >>> idx.shape
       (2, 4)
     """
+    check_key("key", key)
     check_positive_int("num_examples", num_examples)
     check_positive_int("batch_size", batch_size)
     check_bool("drop_remainder", drop_remainder)
     check_bool("shuffle", shuffle)
+    num_examples, batch_size = int(num_examples), int(batch_size)  # not uint8
     if drop_remainder and batch_size > num_examples:
         raise ValueError(
             f"batch_size ({batch_size}) exceeds num_examples ({num_examples}) with "
@@ -118,14 +120,23 @@ def minibatches(
       shuffle: permute the examples each epoch.
       drop_remainder: skip the last incomplete batch.
 
-    Yields:
-      Pytrees like `data` with leading axis `batch_size` (or smaller last).
+    Returns:
+      An iterator of pytrees like `data` with leading axis `batch_size` (or
+      smaller last). The arguments are checked when it is created.
     """
     num_examples = count_examples(data)
     check_positive_int("batch_size", batch_size)
+    check_key("key", key)
     check_positive_int("num_epochs", num_epochs)
     check_bool("shuffle", shuffle)
     check_bool("drop_remainder", drop_remainder)
+    return _batches(
+        data, num_examples, batch_size, key, num_epochs, shuffle, drop_remainder
+    )
+
+
+def _batches(data, num_examples, batch_size, key, num_epochs, shuffle, drop_remainder):
+    """The generator of `minibatches`, its arguments checked."""
     for epoch in range(num_epochs):
         epoch_key = jax.random.fold_in(key, epoch)
         order = (

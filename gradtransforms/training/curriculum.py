@@ -20,6 +20,7 @@ import numpy as np
 
 from gradtransforms.validation import (
     check_fraction,
+    check_key,
     check_positive_int,
     is_concrete_number,
 )
@@ -38,15 +39,20 @@ def _check_level(name: str, value: Any, *, allow_schedule: bool) -> None:
     allowed = "a number in [0, 1]" + (
         " or a schedule (a callable of the step count)" if allow_schedule else ""
     )
-    if allow_schedule and callable(value):
+    if allow_schedule and callable(value) and not isinstance(value, type):
         return
     if is_concrete_number(value):
-        if not 0.0 <= float(value) <= 1.0:
+        number: Any = value
+        if not 0.0 <= number <= 1.0:  # no float(): 10**400 is no float
             raise ValueError(f"{name} must be {allowed}; got {value!r}.")
         return
     dtype = getattr(value, "dtype", None)
-    if dtype is None or not (
-        jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)
+    if (
+        isinstance(value, type)
+        or dtype is None
+        or not (
+            jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)
+        )
     ):
         raise TypeError(f"{name} must be {allowed}; got {value!r}.")
     if np.ndim(value) != 0:
@@ -248,7 +254,9 @@ def curriculum_indices(
       Bengio, Louradour, Collobert & Weston, *Curriculum Learning*, ICML 2009.
       Zaremba & Sutskever, *Learning to Execute* (2014), arXiv:1410.4615.
     """
+    check_key("key", key)
     check_positive_int("batch_size", batch_size)
+    batch_size = int(batch_size)  # a NumPy int has no bit_length
     num_hard = _num_hard(hard_fraction, batch_size)
     _check_level("level", level, allow_schedule=False)
     order = _difficulty_order(difficulty)
@@ -320,6 +328,7 @@ def curriculum_sampler(
       Zaremba & Sutskever, *Learning to Execute* (2014), arXiv:1410.4615.
     """
     check_positive_int("batch_size", batch_size)
+    batch_size = int(batch_size)
     num_hard = _num_hard(hard_fraction, batch_size)
     _check_level("pacing", pacing, allow_schedule=True)
     order = _difficulty_order(difficulty)

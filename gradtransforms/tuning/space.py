@@ -8,7 +8,6 @@ int32 for `integer`, and int32 *indices* into the values of a `choice`.
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, TypeGuard
@@ -179,14 +178,14 @@ def choice(values: Sequence[Any]) -> Choice:
         raise TypeError(f"choice: values must be a sequence; got {values!r}.")
     if not values:
         raise ValueError("choice: values must not be empty.")
-    for v in values:
+    for i, v in enumerate(values):
         if not (v is None or isinstance(v, bool | str) or is_numeric(v)):
             raise TypeError(
                 "choice: values must be None, bools, numbers or strings; "
                 f"got {v!r} ({type(v).__name__})."
             )
-        if is_numeric(v) and not math.isfinite(float(v)):
-            raise ValueError(f"choice: values must be finite; got {v!r}.")
+        if is_numeric(v):
+            check_finite(f"choice: values[{i}] (values must be finite)", v)
     for i, v in enumerate(values):
         if any(same_value(v, w) for w in values[:i]):
             raise ValueError(f"choice: values must be distinct; {v!r} repeats.")
