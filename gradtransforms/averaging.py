@@ -31,6 +31,7 @@ from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformation
 from gradtransforms.validation import (
     check_bool,
+    check_float_dtype,
     check_non_negative_int,
     check_unit_interval,
 )
@@ -79,6 +80,8 @@ def _running_average(weight_fn, start_step: int, accumulator_dtype: Any):
             raise ValueError(
                 "averaging needs the parameters: call update(updates, state, params)."
             )
+        tu.assert_updates_match(updates, params)
+        tu.assert_state_matches(state.average, params, "params")
         count = tu.safe_increment(state.count)
         n = count - start_step  # how many iterates this average now includes
 
@@ -117,6 +120,9 @@ def polyak_average(
       >>> tx = gt.chain(gt.sgd(0.5), gt.polyak_average())
     """
     check_non_negative_int("start_step", start_step)
+    check_float_dtype(
+        "accumulator_dtype", accumulator_dtype, optional=True, inexact=True
+    )
     return _running_average(
         lambda n, dtype: 1 / n.astype(dtype), start_step, accumulator_dtype
     )
@@ -151,6 +157,9 @@ def ema_average(
     check_unit_interval("decay", decay)
     check_bool("debias", debias)
     check_non_negative_int("start_step", start_step)
+    check_float_dtype(
+        "accumulator_dtype", accumulator_dtype, optional=True, inexact=True
+    )
     if debias:
 
         def weight(n, dtype):

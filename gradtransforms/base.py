@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gradtransforms.tree import assert_same_structure
+from gradtransforms.tree import assert_updates_match
 from gradtransforms.tree.dtypes import leaf_dtype
 from gradtransforms.tree.structure import is_none
 
@@ -73,11 +73,8 @@ def apply_updates(params: Params, updates: Updates) -> Params:
         p = jnp.asarray(p, leaf_dtype(p))
         return p + jnp.asarray(u).astype(p.dtype)
 
-    try:
-        return jax.tree.map(add, params, updates, is_leaf=is_none)
-    except (ValueError, TypeError):
-        assert_same_structure(params, updates, "params", "updates")
-        raise
+    assert_updates_match(updates, params)
+    return jax.tree.map(add, params, updates, is_leaf=is_none)
 
 
 def identity() -> GradientTransformation:

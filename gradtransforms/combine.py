@@ -38,8 +38,9 @@ def chain(*transforms: GradientTransformation) -> GradientTransformationExtraArg
 
     Returns:
       A `GradientTransformationExtraArgs`. Its `update` raises `ValueError`
-      naming the first differing path if `updates` and `params` differ in
-      structure.
+      naming the first differing path (and both leaves' shapes and dtypes)
+      if `updates` and `params` differ in structure or in a leaf's shape, or
+      if a complex update meets a real parameter.
 
     Examples:
       >>> import gradtransforms as gt
@@ -48,14 +49,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformationExtraArg
     """
     for i, tx in enumerate(transforms):
         check_transformation(f"chain argument {i}", tx)
-    inner = optax.chain(*transforms)
-
-    def update_fn(updates, state, params=None, **extra_args):
-        if params is not None:
-            tu.assert_same_structure(updates, params, "updates", "params")
-        return inner.update(updates, state, params, **extra_args)
-
-    return GradientTransformationExtraArgs(inner.init, update_fn)
+    return _checking_params(optax.chain(*transforms))
 
 
 def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
@@ -67,7 +61,8 @@ def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
         prefix of it), or a callable `params -> mask`.
 
     Returns:
-      The optax masked transformation (state `optax.MaskedState`).
+      The optax masked transformation (state `optax.MaskedState`); its
+      `update` checks `updates` against `params`, when given, as `chain` does.
     """
     check_transformation("inner", inner)
     if not callable(mask):
@@ -82,7 +77,7 @@ def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
                 f"mask must be a pytree of bools or a callable; leaf at {bad[0]} "
                 "is not a bool."
             )
-    return optax.masked(inner, mask)
+    return _checking_params(optax.masked(inner, mask))
 
 
 def partition(
@@ -98,7 +93,8 @@ def partition(
         `transforms`.
 
     Returns:
-      The optax partition transformation.
+      The optax partition transformation; its `update` checks `updates`
+      against `params`, when given, as `chain` does.
     """
     if not isinstance(transforms, Mapping) or not transforms:
         raise TypeError("transforms must be a non-empty mapping {label: transform}.")
@@ -116,4 +112,17 @@ def partition(
             )
         return inner.init(params)
 
-    return GradientTransformationExtraArgs(init_fn, inner.update)
+    return _checking_params(GradientTransformationExtraArgs(init_fn, inner.update))
+
+
+def _checking_params(tx: GradientTransformation) -> GradientTransformationExtraArgs:
+    """`tx`, whose `update` first checks `updates` against `params` if given."""
+
+    def update_fn(updates, state, params=None, **extra_args):
+        if params is not None:
+            tu.assert_updates_match(updates, params)
+        return optax.with_extra_args_support(tx).update(
+            updates, state, params, **extra_args
+        )
+
+    return GradientTransformationExtraArgs(tx.init, update_fn)

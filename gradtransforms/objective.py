@@ -22,7 +22,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Evaluation", "evaluation_property", "objective"]
+from gradtransforms import tree as tu
+
+__all__ = ["Evaluation", "check_call", "evaluation_property", "objective"]
 
 
 class Evaluation(NamedTuple):
@@ -57,6 +59,36 @@ def evaluation_property(field: str) -> property:
         return getattr(state.evaluation, field)
 
     return property(get, doc=f"`evaluation.{field}` (see `Evaluation`).")
+
+
+def check_call(
+    owner: str,
+    updates: Any,
+    params: Any,
+    evaluation: Evaluation | None = None,
+    **arguments: Any,
+) -> None:
+    """Check a solver's `update` call before it computes anything.
+
+    Raises `TypeError` when `params` or one of `arguments` (`value`, `grad`,
+    `value_fn`: those the solver needs) is `None`, saying how to call it, and
+    `ValueError` when `updates`, `grad` or the gradient kept in the state's
+    `evaluation` do not match `params` leaf for leaf, naming the first
+    differing path.
+    """
+    missing = [n for n, v in {"params": params, **arguments}.items() if v is None]
+    if missing:
+        raise TypeError(
+            f"{owner}.update needs {', '.join(missing)}; call "
+            "tx.update(updates, state, params, value=f(params), "
+            "grad=jax.grad(f)(params), value_fn=f) (optax's calling convention "
+            "for lbfgs), or let gt.minimize call it."
+        )
+    tu.assert_updates_match(updates, params)
+    if arguments.get("grad") is not None:
+        tu.assert_same_shapes(params, arguments["grad"], ("params", "grad"))
+    if evaluation is not None and evaluation.grad is not None:
+        tu.assert_state_matches(evaluation.grad, params, "params")
 
 
 def _fn_kwargs(value_fn: Callable[..., Any], extra: dict[str, Any], owner: str):

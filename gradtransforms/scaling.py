@@ -24,6 +24,7 @@ from gradtransforms.validation import (
     check_finite,
     check_learning_rate,
     check_non_negative,
+    check_scheduled,
 )
 
 __all__ = [
@@ -98,6 +99,9 @@ def scale_by_learning_rate(
 ) -> GradientTransformation:
     """Multiply updates by $-\\varepsilon$ (a number or a schedule $\\varepsilon_k$).
 
+    Under `validation.debug_checks()`, a schedule's values are checked too
+    (finite and >= 0; reported under `checkify.checkify`).
+
     Args:
       learning_rate: a number > 0 or a schedule.
       flip_sign: multiply by $-\\varepsilon$ (descent, the default) rather
@@ -110,8 +114,17 @@ def scale_by_learning_rate(
     check_bool("flip_sign", flip_sign)
     sign = -1 if flip_sign else 1
     if callable(learning_rate):
-        return scale_by_schedule(lambda count: sign * learning_rate(count))
-    return scale(sign * learning_rate)
+
+        def scheduled(count):
+            value = learning_rate(count)
+            check_scheduled("learning_rate (scheduled)", value)  # debug_checks()
+            return sign * value
+
+        return scale_by_schedule(scheduled)
+    rate: Any = learning_rate
+    if jnp.issubdtype(getattr(rate, "dtype", float), jnp.unsignedinteger):
+        rate = rate.astype(float)  # -1 * uint8(1) overflows
+    return scale(sign * rate)
 
 
 class AddDecayedWeightsState(NamedTuple):
@@ -147,7 +160,8 @@ def add_decayed_weights(
                 "add_decayed_weights needs the parameters: call "
                 "update(updates, state, params)."
             )
-
+        # `updates` is the prefix: a `None` update passes through (optax's rule).
+        tu.assert_same_shapes(updates, params, ("updates", "params"))
         wd = tu.per_dtype(lambda dt: jnp.asarray(weight_decay, dt))
         out = tu.map_widened(lambda g, p: g + wd(g.dtype) * p, updates, params)
         return out, state

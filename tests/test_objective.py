@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gradtransforms import second_order as so
-from gradtransforms.objective import Evaluation, objective
+from gradtransforms.objective import Evaluation, check_call, objective
 
 
 def test_objective_passes_only_the_keywords_value_fn_accepts():
@@ -75,3 +75,15 @@ def test_a_line_search_state_reads_its_evaluation(linesearch, keeps_grad, x64):
         assert int(state.num_grad_evals) == int(state.num_fun_evals)
     else:
         assert state.grad is None and int(state.num_grad_evals) == 0
+
+
+def test_check_call_names_every_missing_argument_and_the_mismatch():
+    params = {"w": jnp.ones(2)}
+    check_call("s", params, params, value=1.0, grad=params, value_fn=jnp.sum)
+    with pytest.raises(TypeError, match=r"^s\.update needs params, grad; call"):
+        check_call("s", params, None, grad=None, value_fn=jnp.sum)
+    with pytest.raises(ValueError, match=r"params and grad differ at \['w'\]"):
+        check_call("s", params, params, grad={"w": jnp.ones(3)})
+    kept = Evaluation.start(grad={"w": jnp.ones(5)})
+    with pytest.raises(ValueError, match=r"optimizer state and params .*\['w'\]"):
+        check_call("s", params, params, kept)

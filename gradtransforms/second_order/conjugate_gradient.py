@@ -85,6 +85,7 @@ def scale_by_conjugate_gradient(
 
     def update_fn(updates, state, params=None, **extra):
         del params, extra
+        tu.assert_state_matches(state.prev_grad, updates)
         g, g_prev, e_prev = updates, state.prev_grad, state.prev_direction
         dtype = state.beta.dtype
         y = tu.add_scale(g, -1, g_prev)

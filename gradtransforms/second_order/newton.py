@@ -19,7 +19,12 @@ from jax.scipy.linalg import cho_solve
 from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
-from gradtransforms.objective import Evaluation, evaluation_property, objective
+from gradtransforms.objective import (
+    Evaluation,
+    check_call,
+    evaluation_property,
+    objective,
+)
 from gradtransforms.scaling import scale
 from gradtransforms.second_order.complex_params import reject_complex
 from gradtransforms.validation import (
@@ -209,7 +214,10 @@ def scale_by_damped_newton(
             ),
         )
 
-    def update_fn(updates, state, params, *, value, grad, value_fn, **extra):
+    def update_fn(updates, state, params=None, *, value=None, grad=None, **extra):
+        value_fn = extra.pop("value_fn", None)
+        needs = {"value": value, "grad": grad, "value_fn": value_fn}
+        check_call("newton", updates, params, state.evaluation, **needs)
         f = objective(value_fn, extra, has_aux, "newton")
         dtype = state.damping.dtype
         model, unravel = _model(f, params, updates, value, grad, dtype)

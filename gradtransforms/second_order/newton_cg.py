@@ -16,7 +16,12 @@ import jax.numpy as jnp
 from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
-from gradtransforms.objective import Evaluation, evaluation_property, objective
+from gradtransforms.objective import (
+    Evaluation,
+    check_call,
+    evaluation_property,
+    objective,
+)
 from gradtransforms.scaling import scale
 from gradtransforms.second_order.complex_params import reject_complex
 from gradtransforms.second_order.linesearch import scale_by_backtracking_linesearch
@@ -92,10 +97,12 @@ def scale_by_newton_cg(
         zero = jnp.int32(0)
         return ScaleByNewtonCgState(zero, jnp.zeros((), bool), zero, Evaluation.start())
 
-    def update_fn(updates, state, params, *, value_fn, **extra):
+    def update_fn(updates, state, params=None, **extra):
         del state
         extra.pop("value", None)
         extra.pop("grad", None)
+        value_fn = extra.pop("value_fn", None)
+        check_call("scale_by_newton_cg", updates, params, value_fn=value_fn)
         f = objective(value_fn, extra, has_aux, "scale_by_newton_cg")
         g = tu.cast_like(updates, params)
         dtype = tu.scalar_dtype(params)

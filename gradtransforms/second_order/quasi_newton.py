@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
+from gradtransforms.objective import check_call
 from gradtransforms.scaling import scale, scale_by_learning_rate
 from gradtransforms.second_order.complex_params import real_vdot, reject_complex
 from gradtransforms.second_order.linesearch import scale_by_zoom_linesearch
@@ -100,9 +101,16 @@ def scale_by_bfgs() -> GradientTransformationExtraArgs:
             prev_grad=jnp.zeros(x.shape, x.dtype),
         )
 
-    def update_fn(updates, state, params, **extra):
+    def update_fn(updates, state, params=None, **extra):
         del extra
+        check_call("scale_by_bfgs", updates, params)
         x, unravel = tu.ravel(params)
+        if x.shape != state.prev_params.shape:
+            raise ValueError(
+                f"scale_by_bfgs: params have {x.size} elements but the state was "
+                f"built for {state.prev_params.size}; build it with "
+                "tx.init(params) for these parameters."
+            )
         g = tu.ravel(tu.cast_like(updates, params))[0].astype(x.dtype)
         s, y = x - state.prev_params, g - state.prev_grad
         sy, yy = s @ y, y @ y
@@ -238,8 +246,10 @@ def scale_by_lbfgs(
             prev_grad=tu.zeros_like(params),
         )
 
-    def update_fn(updates, state, params, **extra):
+    def update_fn(updates, state, params=None, **extra):
         del extra
+        check_call("scale_by_lbfgs", updates, params)
+        tu.assert_state_matches(state.prev_params, params)
         g = tu.cast_like(updates, params)
         dtype = state.rho_memory.dtype
         s = tu.add_scale(params, -1, state.prev_params)

@@ -6,11 +6,15 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 import optax
 from jax.typing import ArrayLike
 
 __all__ = [
+    "assert_same_shapes",
     "assert_same_structure",
+    "assert_state_matches",
+    "assert_updates_match",
     "find_states",
     "first_difference",
     "is_none",
@@ -39,8 +43,8 @@ def first_difference(a: Any, b: Any) -> str | None:
     paths_a = [p for p, _ in jax.tree_util.tree_leaves_with_path(a, is_leaf=is_none)]
     paths_b = [p for p, _ in jax.tree_util.tree_leaves_with_path(b, is_leaf=is_none)]
     for pa, pb in zip(paths_a, paths_b, strict=False):
-        if pa != pb:
-            return jax.tree_util.keystr(min(pa, pb, key=len))
+        if pa != pb:  # name a path that one of the trees lacks, `a`'s first
+            return jax.tree_util.keystr(pa if pa not in paths_b else pb)
         leaf_a = _leaf_at(a, pa)
         leaf_b = _leaf_at(b, pb)
         if (leaf_a is None) != (leaf_b is None):
@@ -74,6 +78,118 @@ def assert_same_structure(a: Any, b: Any, a_name: str, b_name: str) -> None:
             f"{a_name}: {jax.tree.structure(a, is_leaf=is_none)}; "
             f"{b_name}: {jax.tree.structure(b, is_leaf=is_none)}"
         )
+
+
+_STATE_HINT = (
+    " The gradients, the parameters and the optimizer state must have the same "
+    "leaves: was the state built by tx.init for other parameters?"
+)
+"""What a shape mismatch between updates and a state most often means."""
+
+
+def _describe(x: Any) -> str:
+    """`(3,) float32`: a leaf's shape and dtype, for error messages."""
+    dtype = getattr(x, "dtype", None)
+    return f"{_shape(x)} {dtype if dtype is not None else type(x).__name__}"
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    shape = getattr(x, "shape", None)  # arrays, tracers, ShapeDtypeStruct
+    return tuple(shape) if shape is not None else np.shape(x)
+
+
+def _is_complex(x: Any) -> bool:
+    return np.issubdtype(np.dtype(getattr(x, "dtype", type(x))), np.complexfloating)
+
+
+def _paired_leaves(a: Any, b: Any) -> list[tuple[tuple, Any, Any]]:
+    """`(path, leaf of a, leaf of b)` for two trees of the same structure."""
+    with_path, treedef = jax.tree_util.tree_flatten_with_path(a, is_leaf=is_none)
+    leaves_b = treedef.flatten_up_to(b)
+    return [(path, x, y) for (path, x), y in zip(with_path, leaves_b, strict=True)]
+
+
+def _matched(tree: Any, other: Any, tree_name: str, other_name: str) -> list:
+    """The leaves of `tree` paired with `other`'s; `tree` is the prefix.
+
+    A `None` leaf of `tree` matches whatever `other` holds there (optax's rule
+    for `None` parameters); anything else must have `tree`'s structure.
+    """
+    try:
+        return _paired_leaves(tree, other)
+    except ValueError:
+        assert_same_structure(other, tree, other_name, tree_name)
+        raise
+
+
+def assert_same_shapes(
+    tree: Any,
+    other: Any,
+    names: tuple[str, str] = ("one tree", "the other"),
+    hint: str = "",
+) -> None:
+    """Raise `ValueError` at the first path where `other` does not fit `tree`.
+
+    `other` must have the structure of `tree` (where `tree` has a `None`,
+    `other` may hold anything), and each pair of array leaves the same shape;
+    dtypes may differ (moments kept in float32 for bfloat16 parameters, say),
+    and a `None` in `other` is allowed. The message names the path and both
+    leaves' shapes and dtypes (`names` says what the two trees are), then
+    `hint`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from gradtransforms import tree
+      >>> tree.assert_same_shapes({"w": jnp.ones(3)}, {"w": jnp.ones(4)}, ("p", "g"))
+      Traceback (most recent call last):
+      ...
+      ValueError: p and g differ at ['w']: (3,) float32 in p, (4,) float32 in g.
+    """
+    tree_name, other_name = names
+    for path, x, y in _matched(tree, other, tree_name, other_name):
+        if x is not None and y is not None and _shape(x) != _shape(y):
+            where = jax.tree_util.keystr(path) or "<root>"
+            raise ValueError(
+                f"{tree_name} and {other_name} differ at {where}: "
+                f"{_describe(x)} in {tree_name}, {_describe(y)} in {other_name}."
+                f"{hint}"
+            )
+
+
+def assert_state_matches(state_tree: Any, tree: Any, name: str = "the updates") -> None:
+    """`assert_same_shapes` for a tree of the state kept like the parameters.
+
+    For a moment, a trace or an average, against the updates (or the
+    parameters, `name="params"`): the message names the optimizer state and
+    `name`, and asks whether the state was built for other parameters.
+    """
+    assert_same_shapes(state_tree, tree, ("the optimizer state", name), _STATE_HINT)
+
+
+def assert_updates_match(updates: Any, params: Any) -> None:
+    """Raise `ValueError` unless `updates` can update `params` leaf for leaf.
+
+    The structure of `params` (a `None` parameter takes any update, optax's
+    rule), an update for every other parameter, the same shape in each leaf
+    (no broadcasting), and no complex update for a real parameter (its
+    imaginary part would be dropped). The message names the first differing
+    path and both leaves.
+    """
+    for path, p, u in _matched(params, updates, "params", "updates"):
+        if p is None:
+            continue
+        where = jax.tree_util.keystr(path) or "<root>"
+        if u is None or _shape(u) != _shape(p) or _is_complex(u) > _is_complex(p):
+            problem = (
+                "a complex update for a real parameter would lose its imaginary part"
+                if u is not None and _shape(u) == _shape(p)
+                else "every parameter needs an update of its shape"
+            )
+            raise ValueError(
+                f"updates and params differ at {where}: "
+                f"{_describe(u) if u is not None else None} in updates, "
+                f"{_describe(p)} in params; {problem}."
+            )
 
 
 def find_states(state: Any, kind: type | tuple[type, ...]) -> list[Any]:

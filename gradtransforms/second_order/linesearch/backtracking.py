@@ -8,6 +8,7 @@ by the line searches.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -15,7 +16,12 @@ import jax.numpy as jnp
 
 from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
-from gradtransforms.objective import Evaluation, evaluation_property, objective
+from gradtransforms.objective import (
+    Evaluation,
+    check_call,
+    evaluation_property,
+    objective,
+)
 from gradtransforms.second_order.complex_params import conj, real_vdot
 from gradtransforms.second_order.linesearch.diagnostics import (
     BacktrackingLinesearchInfo,
@@ -26,7 +32,6 @@ from gradtransforms.second_order.linesearch.diagnostics import (
 from gradtransforms.second_order.linesearch.steps import scaled_or_zero
 from gradtransforms.validation import (
     check_bool,
-    check_factor,
     check_fraction,
     check_max_step,
     check_non_negative,
@@ -117,11 +122,19 @@ def _search(s: _Settings, f, params, updates, f0, slope, grad0, guess) -> _Trial
 
 def _check(slope_rtol, increase_factor, max_learning_rate, atol, rtol) -> None:
     check_unit_interval("slope_rtol", slope_rtol)
-    if not is_concrete_number(increase_factor) or increase_factor != 1:
-        check_factor("increase_factor", increase_factor, allow_inf=True)
+    check_fraction("increase_factor", increase_factor, 1.0, math.inf, closed=True)
     if max_learning_rate is None:
         raise TypeError("max_learning_rate must be a number > 0; got None.")
     check_max_step("max_learning_rate", max_learning_rate)
+    if all(
+        is_concrete_number(x) and math.isinf(x)
+        for x in (increase_factor, max_learning_rate)
+    ):
+        raise ValueError(
+            "increase_factor=inf starts every search at max_learning_rate, which "
+            "must then be finite; got max_learning_rate=inf (every trial would "
+            "be an infinite step, and no step would be taken)."
+        )
     check_non_negative("atol", atol)
     check_non_negative("rtol", rtol)
 
@@ -173,8 +186,9 @@ def scale_by_backtracking_linesearch(
         between trials, as optax.
       increase_factor: factor applied to the last accepted step to get the
         next first trial, as optax: 1 keeps it, $> 1$ grows it, `inf`
-        always starts at `max_learning_rate`.
-      max_learning_rate: the largest step tried, as optax.
+        always starts at `max_learning_rate` (which must then be finite).
+      max_learning_rate: the largest step tried, as optax; `inf` for no
+        bound (the first trial is then `increase_factor`).
       atol: $\\epsilon \\ge 0$, the absolute tolerance of the criterion, as
         optax.
       rtol: $\\delta \\ge 0$, the relative tolerance of the criterion (on
@@ -215,8 +229,12 @@ def scale_by_backtracking_linesearch(
             info=BacktrackingLinesearchInfo(jnp.int32(0), jnp.asarray(jnp.inf, dtype)),
         )
 
-    def update_fn(updates, state, params, *, value, grad, value_fn, **extra):
-        f = objective(value_fn, extra, has_aux, "scale_by_backtracking_linesearch")
+    def update_fn(updates, state, params=None, *, value=None, grad=None, **extra):
+        owner = "scale_by_backtracking_linesearch"
+        value_fn = extra.pop("value_fn", None)
+        needs = {"value": value, "grad": grad, "value_fn": value_fn}
+        check_call(owner, updates, params, state.evaluation, **needs)
+        f = objective(value_fn, extra, has_aux, owner)
         dtype = state.guess.dtype
         f0 = jnp.asarray(value).astype(dtype)
         slope = jnp.minimum(real_vdot(updates, grad, dtype), 0)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
-from gradtransforms.objective import objective
+from gradtransforms.objective import check_call, objective
 from gradtransforms.second_order.complex_params import conj, real_vdot
 from gradtransforms.second_order.linesearch.steps import scaled_or_zero
 from gradtransforms.validation import check_bool
@@ -53,9 +53,12 @@ def scale_by_quadratic_linesearch(
         dtype = tu.scalar_dtype(params)
         return ScaleByQuadraticLinesearchState(jnp.zeros((), dtype), jnp.int32(0))
 
-    def update_fn(updates, state, params, *, grad, value_fn, **extra):
+    def update_fn(updates, state, params=None, *, grad=None, **extra):
         extra.pop("value", None)
-        f = objective(value_fn, extra, has_aux, "scale_by_quadratic_linesearch")
+        value_fn = extra.pop("value_fn", None)
+        owner = "scale_by_quadratic_linesearch"
+        check_call(owner, updates, params, grad=grad, value_fn=value_fn)
+        f = objective(value_fn, extra, has_aux, owner)
         dtype = state.learning_rate.dtype
         u = tu.cast_like(updates, params)
         _, hu = jax.jvp(jax.grad(f), (params,), (u,))

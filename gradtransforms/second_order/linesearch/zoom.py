@@ -7,15 +7,20 @@ eq. 3.60; Hager & Zhang's approximate Wolfe conditions (2005) near a minimum.
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
-from gradtransforms.objective import Evaluation, evaluation_property, objective
+from gradtransforms.objective import (
+    Evaluation,
+    check_call,
+    evaluation_property,
+    objective,
+)
 from gradtransforms.second_order.complex_params import conj, real_vdot
 from gradtransforms.second_order.linesearch.diagnostics import (
     ZoomLinesearchInfo,
@@ -36,7 +41,7 @@ from gradtransforms.validation import (
     check_max_step,
     check_non_negative,
     check_positive_int,
-    is_concrete_number,
+    concrete_values,
 )
 
 __all__ = ["ScaleByZoomLinesearchState", "scale_by_zoom_linesearch"]
@@ -219,10 +224,10 @@ def _check(max_learning_rate, tol, slope_rtol, curv_rtol, approx_dec_rtol) -> No
     check_max_step("max_learning_rate", max_learning_rate)
     check_non_negative("tol", tol)
     check_fraction("slope_rtol", slope_rtol)
-    if not (is_concrete_number(curv_rtol) and math.isinf(curv_rtol)):
+    c2, c1 = concrete_values(curv_rtol), concrete_values(slope_rtol)
+    if c2 is None or not np.all(c2 == np.inf):  # inf: no curvature condition
         check_fraction("curv_rtol", curv_rtol)
-    concrete = is_concrete_number(curv_rtol) and is_concrete_number(slope_rtol)
-    if concrete and float(curv_rtol) <= float(slope_rtol):
+    if c2 is not None and c1 is not None and not np.all(c2 > c1):
         raise ValueError(
             f"curv_rtol must be greater than slope_rtol (0 < c1 < c2 < 1, or "
             f"c2 = inf); got curv_rtol={curv_rtol!r}, slope_rtol={slope_rtol!r}."
@@ -359,8 +364,11 @@ def scale_by_zoom_linesearch(
             info=ZoomLinesearchInfo(jnp.int32(0), inf, inf),
         )
 
-    def update_fn(updates, state, params, *, value, grad, value_fn, **extra):
-        f = objective(value_fn, extra, has_aux, "scale_by_zoom_linesearch")
+    def update_fn(updates, state, params=None, *, value=None, grad=None, **extra):
+        value_fn, owner = extra.pop("value_fn", None), "scale_by_zoom_linesearch"
+        needs = {"value": value, "grad": grad, "value_fn": value_fn}
+        check_call(owner, updates, params, state.evaluation, **needs)
+        f = objective(value_fn, extra, has_aux, owner)
         dtype = state.prev_value.dtype
         s = settings.in_dtype(dtype)
         f0 = jnp.asarray(value).astype(dtype)
