@@ -3,6 +3,14 @@
 Each divides the update by the root of an accumulated second moment of the
 gradients; they differ in how the moment is accumulated (a sum, an
 exponential average, a bias-corrected average with a first moment).
+
+The accumulators are kept in each parameter's accumulation dtype
+(`tree.accumulation_dtype`: float32 for bfloat16, float16 and float32
+parameters, float64 for float64, a complex parameter's own dtype) unless a
+`*_dtype` argument says otherwise, and every update is computed there and
+returned in the gradient's dtype. optax keeps them in the parameters' dtype,
+where a float16 second moment overflows to infinity once it passes 65504 (a
+sustained $|g| \\approx 256$) and the optimizer stops moving.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformation
 from gradtransforms.validation import (
     check_bool,
+    check_float_dtype,
     check_non_negative,
     check_unit_interval,
     is_concrete_number,
@@ -60,7 +69,7 @@ def _stabilisers(eps: Any, eps_root: Any, eps_in_sqrt: bool) -> tuple[Any, Any]:
 class ScaleByRssState(NamedTuple):
     """State of `scale_by_rss`."""
 
-    sum_of_squares: Any  # like params: r, the running sum of g ⊙ g
+    sum_of_squares: Any  # like params, accumulation dtype: r, the sum of |g|²
 
 
 def scale_by_rss(
@@ -69,6 +78,7 @@ def scale_by_rss(
     eps_root: float = 0.0,
     *,
     eps_in_sqrt: bool = False,
+    accumulator_dtype: Any = None,
 ) -> GradientTransformation:
     """AdaGrad scaling (textbook Algorithm 8.4): divide by the root sum of squares.
 
@@ -79,7 +89,9 @@ def scale_by_rss(
     defaults (accumulator starting at 0, $\\delta = 10^{-7}$ outside the root)
     reproduce Algorithm 8.4. optax's `scale_by_rss` starts the accumulator at
     0.1 and puts `eps` under the root: `scale_by_rss(0.1, eps_in_sqrt=True)`
-    is optax's.
+    is optax's. $r$ is kept in float32 for bfloat16 and float16 parameters
+    (float16 overflows at $r > 65504$), and $u$ computed in float32, returned
+    in the gradient's dtype; optax keeps $r$ in the parameters' dtype.
 
     Args:
       initial_accumulator_value: $r_0 \\ge 0$.
@@ -88,27 +100,34 @@ def scale_by_rss(
       eps_root: $\\delta_\\text{root} \\ge 0$, added under the root.
       eps_in_sqrt: put `eps` under the root, as optax's `scale_by_rss` does
         (default `False`: outside, as Algorithm 8.4).
+      accumulator_dtype: dtype of $r$ (default: each parameter's
+        accumulation dtype, float32 for bfloat16, float16 and float32
+        parameters, float64 for float64).
 
     Returns:
       A `GradientTransformation` with `ScaleByRssState`.
     """
+    check_float_dtype(
+        "accumulator_dtype", accumulator_dtype, optional=True, inexact=True
+    )
     check_non_negative("initial_accumulator_value", initial_accumulator_value)
     _check_stabiliser(eps, eps_root, initial_accumulator_value)
     outside, under = _stabilisers(eps, eps_root, eps_in_sqrt)
 
     def init_fn(params):
         return ScaleByRssState(
-            sum_of_squares=tu.full_like(params, initial_accumulator_value)
+            sum_of_squares=tu.accumulator_like(
+                params, initial_accumulator_value, accumulator_dtype
+            )
         )
 
     def update_fn(updates, state, params=None):
         del params
 
-        # |g|², real for a complex g (a complex accumulator keeps it real).
-        sum_of_squares = jax.tree.map(
-            lambda g, r: r + tu.abs_sq(jnp.asarray(g).astype(r.dtype)).astype(r.dtype),
-            updates,
-            state.sum_of_squares,
+        # |g|² in float32 or wider, real for a complex g (a complex
+        # accumulator keeps it real), rounded once to r's dtype.
+        sum_of_squares = tu.map_widened(
+            lambda r, g: r + tu.abs_sq(g).astype(r.dtype), state.sum_of_squares, updates
         )
         out = _divide_by_root(updates, sum_of_squares, eps=outside, eps_root=under)
         return out, ScaleByRssState(sum_of_squares=sum_of_squares)
@@ -121,13 +140,20 @@ def _is_zero(x: Any) -> bool:
     return is_concrete_number(x) and float(x) == 0
 
 
-def _divide_by_root(updates: Any, accumulators: Any, *, eps: Any, eps_root: Any):
-    """$g / (\\sqrt{r + \\delta_\\text{root}} + \\delta)$ per leaf, in float32+."""
+def _divide_by_root(
+    updates: Any, *stats: Any, eps: Any, eps_root: Any, variance: Any = None
+):
+    """$g / (\\sqrt{r + \\delta_\\text{root}} + \\delta)$ per leaf, in float32+.
+
+    $r$ is the first of `stats`, or `variance(*stats)` when given, computed on
+    the widened leaves (so in float32 or wider whatever the stats' dtype).
+    """
     constants = tu.per_dtype(
         lambda dt: (jnp.asarray(eps_root, dt), jnp.asarray(eps, dt))
     )
 
-    def one(g, r):
+    def one(g, *widened):
+        r = widened[0] if variance is None else variance(*widened).astype(g.dtype)
         eps_root_, eps_ = constants(g.dtype)
         if not _is_zero(eps_root):
             r = r + eps_root_
@@ -136,15 +162,15 @@ def _divide_by_root(updates: Any, accumulators: Any, *, eps: Any, eps_root: Any)
             denom = denom + eps_
         return g / denom
 
-    return tu.map_widened(one, updates, accumulators)
+    return tu.map_widened(one, updates, *stats)
 
 
 class ScaleByRmsState(NamedTuple):
     """State of `scale_by_rms`."""
 
     count: jax.Array  # int32 scalar: number of updates so far
-    mu: Any  # like params: EMA of g (used only when centered; else zeros)
-    nu: Any  # like params: r, EMA of g ⊙ g
+    mu: Any  # like params, accumulation dtype: EMA of g (None unless centered)
+    nu: Any  # like params, accumulation dtype: r, EMA of |g|²
 
 
 def scale_by_rms(
@@ -156,6 +182,7 @@ def scale_by_rms(
     *,
     centered: bool = False,
     eps_root: float = 0.0,
+    accumulator_dtype: Any = None,
 ) -> GradientTransformation:
     """RMSProp scaling (textbook Algorithms 8.5 and 8.6).
 
@@ -169,7 +196,11 @@ def scale_by_rms(
     as well. The arguments are optax's, in optax's order, with optax's meaning;
     the default $\\delta = 10^{-6}$ under the root reproduces Algorithm 8.5
     (optax's default is $10^{-8}$). optax's centred form is
-    `optax.scale_by_stddev`; here it is `centered=True`.
+    `optax.scale_by_stddev`; here it is `centered=True`. $r$ and $\\bar g$
+    are kept in float32 for bfloat16 and float16 parameters, and the variance
+    and $u$ computed in float32 (float16 moments would overflow, and give
+    $\\infty - \\infty$ = NaN in the centred variance), $u$ returned in the
+    gradient's dtype; optax keeps the moments in the parameters' dtype.
 
     Args:
       decay: $\\rho \\in [0, 1)$.
@@ -180,10 +211,16 @@ def scale_by_rms(
       bias_correction: divide the moments by $1 - \\rho^t$.
       centered: divide by the root of the variance estimate instead.
       eps_root: $\\ge 0$, added under the root (besides `eps`).
+      accumulator_dtype: dtype of $r$ and $\\bar g$ (default: each
+        parameter's accumulation dtype, float32 for bfloat16, float16 and
+        float32 parameters, float64 for float64).
 
     Returns:
       A `GradientTransformation` with `ScaleByRmsState`.
     """
+    check_float_dtype(
+        "accumulator_dtype", accumulator_dtype, optional=True, inexact=True
+    )
     check_unit_interval("decay", decay)
     check_non_negative("initial_scale", initial_scale)
     check_bool("centered", centered)
@@ -192,11 +229,11 @@ def scale_by_rms(
     outside, under = _stabilisers(eps, eps_root, eps_in_sqrt)
 
     def init_fn(params):
-        mu = tu.zeros_like(params) if centered else None
+        mu = tu.accumulator_like(params, 0, accumulator_dtype) if centered else None
         return ScaleByRmsState(
             count=jnp.zeros([], jnp.int32),
             mu=mu,
-            nu=tu.full_like(params, initial_scale),
+            nu=tu.accumulator_like(params, initial_scale, accumulator_dtype),
         )
 
     def update_fn(updates, state, params=None):
@@ -204,29 +241,30 @@ def scale_by_rms(
         count = tu.safe_increment(state.count)
         nu = tu.update_moment_per_elem_norm(updates, state.nu, decay, 2)
         nu_hat = tu.bias_correction(nu, decay, count) if bias_correction else nu
-        if centered:
-            mu = tu.update_moment(updates, state.mu, decay, 1)
-            mu_hat = tu.bias_correction(mu, decay, count) if bias_correction else mu
-            # E|g|² - |E g|², real and clamped at 0 against rounding.
-            var = jax.tree.map(
-                lambda n, m: jnp.maximum(jnp.real(n) - tu.abs_sq(m), 0), nu_hat, mu_hat
-            )
-        else:
-            mu = state.mu
-            var = nu_hat
-
-        out = _divide_by_root(updates, var, eps=outside, eps_root=under)
+        if not centered:
+            out = _divide_by_root(updates, nu_hat, eps=outside, eps_root=under)
+            return out, state._replace(count=count, nu=nu)
+        mu = tu.update_moment(updates, state.mu, decay, 1)
+        mu_hat = tu.bias_correction(mu, decay, count) if bias_correction else mu
+        out = _divide_by_root(
+            updates, nu_hat, mu_hat, eps=outside, eps_root=under, variance=_variance
+        )
         return out, ScaleByRmsState(count=count, mu=mu, nu=nu)
 
     return GradientTransformation(init_fn, update_fn)
+
+
+def _variance(nu: jax.Array, mu: jax.Array) -> jax.Array:
+    """$E|g|^2 - |E g|^2$ on widened leaves: real, clamped at 0 against rounding."""
+    return jnp.maximum(jnp.real(nu) - tu.abs_sq(mu), 0)
 
 
 class ScaleByAdamState(NamedTuple):
     """State of `scale_by_adam` (field names as optax's)."""
 
     count: jax.Array  # int32 scalar: t, the number of updates so far
-    mu: Any  # like params (or mu_dtype): s, first-moment EMA
-    nu: Any  # like params (or nu_dtype): r, second-moment EMA
+    mu: Any  # like params, accumulation dtype (or mu_dtype): s, first-moment EMA
+    nu: Any  # like params, accumulation dtype (or nu_dtype): r, second-moment EMA
 
 
 def scale_by_adam(
@@ -253,18 +291,30 @@ def scale_by_adam(
     $\\hat s = \\rho_1 s_t / (1 - \\rho_1^{t+1}) + (1 - \\rho_1) g / (1 -
     \\rho_1^t)$ (Dozat, 2016), as in optax.
 
+    $s$ and $r$ are kept in each parameter's accumulation dtype: float32 for
+    bfloat16, float16 and float32 parameters, float64 for float64 (so that
+    $r$ cannot overflow float16's 65504, and its relative steps of about
+    $1 - \\rho_2 = 0.1\\%$ are not lost to bfloat16's resolution of
+    $2^{-8} \\approx 0.4\\%$); `mu_dtype` and `nu_dtype` override it. $u$ is
+    computed in float32 or wider and returned in the gradient's dtype. optax
+    keeps the moments in the parameters' dtype: in float16, Adam stops after
+    about 66 steps at $|g| = 1000$. For bfloat16 parameters, small updates
+    are also lost when they are added to the parameters: see `master_weights`.
+
     Args:
       b1: $\\rho_1 \\in [0, 1)$.
       b2: $\\rho_2 \\in [0, 1)$.
       eps: $\\delta \\ge 0$, added to the root.
       eps_root: $\\delta_\\text{root} \\ge 0$, added under the root.
-      mu_dtype: dtype of $s$ (default: the parameters').
+      mu_dtype: dtype of $s$ (default: each parameter's accumulation dtype).
       nesterov: use the NAdam first moment.
-      nu_dtype: dtype of $r$ (default: the parameters').
+      nu_dtype: dtype of $r$ (default: each parameter's accumulation dtype).
 
     Returns:
       A `GradientTransformation` with `ScaleByAdamState`.
     """
+    check_float_dtype("mu_dtype", mu_dtype, optional=True, inexact=True)
+    check_float_dtype("nu_dtype", nu_dtype, optional=True, inexact=True)
     check_unit_interval("b1", b1)
     check_unit_interval("b2", b2)
     check_bool("nesterov", nesterov)
@@ -273,8 +323,8 @@ def scale_by_adam(
     def init_fn(params):
         return ScaleByAdamState(
             count=jnp.zeros([], jnp.int32),
-            mu=tu.zeros_like(params, mu_dtype),
-            nu=tu.zeros_like(params, nu_dtype),
+            mu=tu.accumulator_like(params, 0, mu_dtype),
+            nu=tu.accumulator_like(params, 0, nu_dtype),
         )
 
     def update_fn(updates, state, params=None):

@@ -1,12 +1,15 @@
 """Clipping and numerical safety (textbook §8.2.4).
 
 `clip` bounds each element, `clip_by_norm` each leaf's L2 norm, and
-`clip_by_global_norm` the norm of all updates together. `apply_if_finite` and
-`zero_nans` keep non-finite gradients away from the parameters.
+`clip_by_global_norm` the norm of all updates together. `apply_if_finite`
+skips every step that would put a NaN or $\\pm\\infty$ into the updates, the
+wrapped optimizer's state or the parameters; `zero_nans` turns NaN gradients
+into zeros.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Any, NamedTuple
 
 import jax
@@ -14,7 +17,11 @@ import jax.numpy as jnp
 import optax
 
 from gradtransforms import tree as tu
-from gradtransforms.base import GradientTransformation, GradientTransformationExtraArgs
+from gradtransforms.base import (
+    GradientTransformation,
+    GradientTransformationExtraArgs,
+    apply_updates,
+)
 from gradtransforms.validation import (
     check_positive,
     check_positive_int,
@@ -24,6 +31,7 @@ from gradtransforms.validation import (
 __all__ = [
     "ApplyIfFiniteState",
     "ClipByGlobalNormState",
+    "SkipReason",
     "ZeroNansState",
     "apply_if_finite",
     "clip",
@@ -99,7 +107,10 @@ def clip_by_norm(max_norm: float) -> GradientTransformation:
 
     $$g_\\ell \\leftarrow g_\\ell \\cdot \\frac{h}{\\max(\\|g_\\ell\\|_2, h)}$$
 
-    per leaf $\\ell$ (per tensor). The norm is accumulated in float32 or wider.
+    per leaf $\\ell$ (per tensor). The norm is accumulated in float32 or wider,
+    and rescaled where its squares would overflow, so a finite leaf is
+    clipped onto the ball rather than zeroed. A leaf holding a NaN or
+    $\\pm\\infty$ comes out with NaNs, as in optax.
 
     Args:
       max_norm: $h > 0$.
@@ -110,7 +121,7 @@ def clip_by_norm(max_norm: float) -> GradientTransformation:
     check_positive("max_norm", max_norm)
 
     def one(g):
-        factor = _norm_factor(tu.global_norm(g), max_norm)
+        factor = _norm_factor(tu.overflow_safe_global_norm(g), max_norm)
         return tu.map_widened(lambda x: x * factor, g)
 
     return _stateless(one)
@@ -134,6 +145,13 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     `clip_by_global_norm` is stateless; an `update` given `None` for the state,
     as optax's callers may do, returns `None` for it).
 
+    Finite updates give finite outputs and a finite `global_norm`: where the
+    sum of squares would overflow (float32 elements above about
+    $10^{19}$), the norm is recomputed from the updates scaled by a power of
+    two, so they are clipped onto the ball, not zeroed as by optax. Updates
+    holding a NaN or $\\pm\\infty$ come out with NaNs, as in optax
+    ($\\infty \\cdot 0$); put `apply_if_finite` outside to skip such steps.
+
     Args:
       max_norm: $h > 0$.
 
@@ -147,7 +165,7 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
 
     def update_fn(updates, state, params=None) -> tuple[Any, Any]:
         del params
-        norm = tu.global_norm(updates)
+        norm = tu.overflow_safe_global_norm(updates)
         factor = _norm_factor(norm, max_norm)
         out = tu.scale(factor, updates)
         if state is None:  # optax's clip is stateless: its callers may pass None
@@ -159,31 +177,112 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     return GradientTransformation(init_fn, update_fn)
 
 
-class ApplyIfFiniteState(NamedTuple):
-    """State of `apply_if_finite` (field names as optax's)."""
+class SkipReason(enum.IntEnum):
+    """Why `apply_if_finite` skipped a step: `ApplyIfFiniteState.last_skip_reason`.
 
-    notfinite_count: jax.Array  # int32: non-finite steps in a row
-    last_finite: jax.Array  # bool: whether the last step was finite
-    total_notfinite: jax.Array  # int32: non-finite steps in all
+    `NONE` (0): no step skipped yet; `NON_FINITE_GRADIENT` (1): the incoming
+    gradient; `NON_FINITE_UPDATE` (2): the update `inner` made of a finite
+    gradient (an overflow inside it); `NON_FINITE_INNER_STATE` (3): a buffer
+    of `inner`'s new state that mirrors a parameter (e.g. a float16 moment);
+    `NON_FINITE_PARAMS` (4): `apply_updates(params, updates)`. The checks run
+    in this order; the first that fails is recorded. `describe` gives a
+    sentence for a log:
+
+    >>> import gradtransforms as gt
+    >>> gt.SkipReason(2).describe()
+    'the wrapped transformation turned a finite gradient into a non-finite update'
+    """
+
+    NONE = 0
+    NON_FINITE_GRADIENT = 1
+    NON_FINITE_UPDATE = 2
+    NON_FINITE_INNER_STATE = 3
+    NON_FINITE_PARAMS = 4
+
+    def describe(self) -> str:
+        """The reason as a sentence."""
+        return _SENTENCES[self.value]
+
+
+_SENTENCES = (
+    "no step has been skipped",
+    "the gradient held a NaN or an infinity",
+    "the wrapped transformation turned a finite gradient into a non-finite update",
+    "the wrapped transformation's new state held a NaN or an infinity in a buffer "
+    "like the parameters (a moment, a momentum, an average)",
+    "params + updates would have been non-finite in the parameters' dtype "
+    "(an overflow, e.g. of a float16 parameter near 65504, or parameters "
+    "already non-finite)",
+)
+
+
+class ApplyIfFiniteState(NamedTuple):
+    """State of `apply_if_finite` (optax's fields, then `last_skip_reason`)."""
+
+    notfinite_count: jax.Array  # int32: skipped steps in a row
+    last_finite: jax.Array  # bool: whether the last step was applied
+    total_notfinite: jax.Array  # int32: skipped steps in all
     inner_state: Any
+    last_skip_reason: jax.Array  # int32: the `SkipReason` of the last skip, 0 if none
+
+
+def _parameter_buffers(inner_state: Any, updates: Any) -> list[Any]:
+    """The floating leaves of `inner_state` that mirror a parameter.
+
+    A leaf mirrors one when its key path ends with the parameter's path and it
+    has the parameter's shape: the moments, momenta and averages, also inside
+    `chain`, `masked`, `partition` or `inject_hyperparams`. Counts, step sizes
+    and line-search records (which may hold $\\infty$ by design) do not. For a
+    bare-array parameter only the leaves of its shape count, none if scalar.
+    """
+    shapes: dict[tuple, tuple] = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(updates):
+        if path or jnp.ndim(leaf):
+            shapes[tuple(path)] = jnp.shape(leaf)
+    found = []
+    for path, leaf in jax.tree_util.tree_leaves_with_path(inner_state):
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+            continue
+        shape = jnp.shape(leaf)
+        if any(shapes.get(tuple(path[i:])) == shape for i in range(len(path) + 1)):
+            found.append(leaf)
+    return found
 
 
 def apply_if_finite(
     inner: GradientTransformation, max_consecutive_errors: int | None = None
 ) -> GradientTransformationExtraArgs:
-    """Skip every step whose updates contain a NaN or $\\pm\\infty$.
+    """Skip every step that would put a NaN or $\\pm\\infty$ into the run.
 
-    The incoming updates are checked; if any element is non-finite, the
-    updates become zeros and `inner`'s state is left as it was, so neither the
-    parameters nor the moments are ever corrupted, however many bad steps come
-    in a row. The state counts them (`notfinite_count` in a row,
-    `total_notfinite` overall).
+    A step is skipped when any of these holds, checked in this order (the
+    first that fails is recorded as a `SkipReason`):
 
-    Unlike `optax.apply_if_finite`, which lets the non-finite update through
-    after `max_consecutive_errors` bad steps, this never does. A training loop
-    can stop when `state.notfinite_count` reaches `max_consecutive_errors`;
-    the argument is validated and kept only for that and for optax's calling
-    convention.
+    1. the incoming updates (the gradient) hold a non-finite element;
+    2. the updates `inner` emits do, from a finite gradient (an overflow
+       inside `inner`, e.g. a large scale);
+    3. a buffer of `inner`'s new state that mirrors a parameter (a moment, a
+       momentum, an average: a leaf at a parameter's key path with its shape)
+       does, e.g. a float16 momentum past 65504; counts, step sizes and
+       line-search records, which may hold $\\infty$ by design, are not
+       checked (nor is anything for a bare scalar parameter);
+    4. when `params` is given, `apply_updates(params, updates)` would, in
+       each parameter's dtype (a float16 parameter near 65504 plus a finite
+       update), or the parameters are non-finite already.
+
+    A skipped step emits zeros in each leaf's dtype and leaves `inner`'s state
+    exactly as it was, so from finite parameters no input, finite or not,
+    makes them non-finite, however many bad steps come in a row. The state
+    counts the skips (`notfinite_count` in a row, `total_notfinite` overall),
+    `last_finite` says whether the last step was applied, and
+    `last_skip_reason` keeps the `SkipReason` of the latest skip (0 before the
+    first; `SkipReason(code).describe()` for a sentence). Check 4 assumes the
+    guard's output is what is added to the parameters: put it outermost.
+
+    Unlike `optax.apply_if_finite`, which checks the gradient only and lets
+    the non-finite update through after `max_consecutive_errors` bad steps,
+    this never does. A training loop can stop when `state.notfinite_count`
+    reaches `max_consecutive_errors`; the argument is validated and kept only
+    for that and for optax's calling convention.
 
     Args:
       inner: the transformation to guard.
@@ -191,6 +290,15 @@ def apply_if_finite(
 
     Returns:
       A `GradientTransformationExtraArgs` with `ApplyIfFiniteState`.
+
+    Examples:
+      >>> import jax.numpy as jnp, gradtransforms as gt
+      >>> tx = gt.apply_if_finite(gt.sgd(1.0))
+      >>> params = {"w": jnp.array([6e4], jnp.float16)}
+      >>> grads = {"w": jnp.array([-1e4], jnp.float16)}  # finite: 6e4 + 1e4 is not
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> updates["w"], gt.SkipReason(int(state.last_skip_reason)).name
+      (Array([0.], dtype=float16), 'NON_FINITE_PARAMS')
     """
     check_transformation("inner", inner)
     if max_consecutive_errors is not None:
@@ -199,27 +307,41 @@ def apply_if_finite(
 
     def init_fn(params):
         zero = jnp.zeros([], jnp.int32)
-        return ApplyIfFiniteState(zero, jnp.array(True), zero, inner.init(params))
+        return ApplyIfFiniteState(zero, jnp.array(True), zero, inner.init(params), zero)
 
     def update_fn(updates, state, params=None, **extra_args):
-        finite = tu.all_finite(updates)
+        grad_ok = tu.all_finite(updates)
         # Feed zeros to the inner transformation on a bad step: its outputs are
         # discarded, and zeros keep NaNs out of the branch that is not taken.
-        safe = tu.where(finite, updates, tu.zeros_like(updates))
+        safe = tu.where(grad_ok, updates, tu.zeros_like(updates))
         new_updates, new_inner = inner.update(
             safe, state.inner_state, params, **extra_args
         )
-        out = tu.where(finite, new_updates, tu.zeros_like(new_updates))
-        inner_state = tu.where(finite, new_inner, state.inner_state)
-        return out, ApplyIfFiniteState(
-            notfinite_count=jnp.where(
-                finite, 0, tu.safe_increment(state.notfinite_count)
-            ),
-            last_finite=finite,
-            total_notfinite=jnp.where(
-                finite, state.total_notfinite, tu.safe_increment(state.total_notfinite)
-            ),
-            inner_state=inner_state,
+        checks = [
+            grad_ok,
+            tu.all_finite(new_updates),
+            tu.all_finite(_parameter_buffers(new_inner, updates)),
+        ]
+        if params is not None:
+            checks.append(tu.all_finite(apply_updates(params, new_updates)))
+        reason = jnp.zeros([], jnp.int32)
+        for code, ok in reversed(list(enumerate(checks, start=1))):
+            reason = jnp.where(ok, reason, jnp.int32(code))
+        applied = reason == SkipReason.NONE
+        return tu.where(applied, new_updates, tu.zeros_like(new_updates)), (
+            ApplyIfFiniteState(
+                notfinite_count=jnp.where(
+                    applied, 0, tu.safe_increment(state.notfinite_count)
+                ),
+                last_finite=applied,
+                total_notfinite=jnp.where(
+                    applied,
+                    state.total_notfinite,
+                    tu.safe_increment(state.total_notfinite),
+                ),
+                inner_state=tu.where(applied, new_inner, state.inner_state),
+                last_skip_reason=jnp.where(applied, state.last_skip_reason, reason),
+            )
         )
 
     return GradientTransformationExtraArgs(init_fn, update_fn)
@@ -234,7 +356,9 @@ class ZeroNansState(NamedTuple):
 def zero_nans() -> GradientTransformation:
     """Replace NaNs in the updates by 0, recording per leaf whether any was seen.
 
-    $\\pm\\infty$ pass through; guard against them with `apply_if_finite`.
+    As optax's `zero_nans`. $\\pm\\infty$ pass through; it does no arithmetic of
+    its own, so it never makes a non-finite value. Guard against infinities
+    with `apply_if_finite`.
 
     Returns:
       A `GradientTransformation` with `ZeroNansState`.

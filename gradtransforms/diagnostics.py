@@ -158,6 +158,14 @@ def monitor(
     $\\|u\\|/\\|\\theta\\|$ from the last update. The updates themselves are
     unchanged. Read them with `lookup(opt_state)`.
 
+    Finite trees give finite norms: where the sum of squares would overflow
+    (float32 elements above about $10^{19}$), the norm is recomputed from the
+    tree scaled by a power of two. A NaN or $\\pm\\infty$ in a tree is recorded
+    as it comes (NaN or $\\infty$), and so is a norm beyond the dtype's range
+    ($\\infty$; the ratio of two such norms is NaN). `monitor` reports and
+    never repairs; the norms feed no arithmetic. To log bad steps while they
+    are skipped, wrap the guard: `monitor(apply_if_finite(tx))`.
+
     Args:
       inner: the transformation to watch, e.g. a whole optimizer.
 
@@ -181,10 +189,10 @@ def monitor(
             updates, state.inner_state, params, **extra_args
         )
         dtype = state.grad_norm.dtype
-        grad_norm = tu.global_norm(updates).astype(dtype)
-        update_norm = tu.global_norm(out).astype(dtype)
+        grad_norm = tu.overflow_safe_global_norm(updates).astype(dtype)
+        update_norm = tu.overflow_safe_global_norm(out).astype(dtype)
         param_norm = (
-            tu.global_norm(params).astype(dtype)
+            tu.overflow_safe_global_norm(params).astype(dtype)
             if params is not None
             else jnp.zeros([], dtype)
         )

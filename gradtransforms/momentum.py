@@ -14,7 +14,11 @@ import jax.numpy as jnp
 
 from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformation
-from gradtransforms.validation import check_bool, check_unit_interval
+from gradtransforms.validation import (
+    check_bool,
+    check_float_dtype,
+    check_unit_interval,
+)
 
 __all__ = ["EmaState", "TraceState", "ema", "trace"]
 
@@ -52,6 +56,9 @@ def trace(
     """
     check_unit_interval("decay", decay)
     check_bool("nesterov", nesterov)
+    check_float_dtype(
+        "accumulator_dtype", accumulator_dtype, optional=True, inexact=True
+    )
 
     def init_fn(params):
         return TraceState(trace=tu.zeros_like(params, accumulator_dtype))
@@ -64,6 +71,7 @@ def trace(
         def velocity(m, g):  # in the accumulation dtype of m
             return alpha(m.dtype) * m + g
 
+        tu.assert_state_matches(state.trace, updates)
         new_trace = tu.map_widened(velocity, state.trace, updates)
         if nesterov:
             out = tu.map_widened(velocity, new_trace, updates, out_like=updates)
@@ -101,6 +109,9 @@ def ema(
     """
     check_unit_interval("decay", decay)
     check_bool("debias", debias)
+    check_float_dtype(
+        "accumulator_dtype", accumulator_dtype, optional=True, inexact=True
+    )
 
     def init_fn(params):
         return EmaState(

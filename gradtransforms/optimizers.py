@@ -19,12 +19,13 @@ from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
 from gradtransforms.momentum import trace
 from gradtransforms.scaling import add_decayed_weights, scale_by_learning_rate
-from gradtransforms.validation import check_unit_interval
+from gradtransforms.validation import check_bool, check_unit_interval
 
 __all__ = ["adagrad", "adam", "adamw", "rmsprop", "sgd"]
 
 
 def _momentum(momentum: Any, nesterov: bool, accumulator_dtype: Any = None) -> list:
+    check_bool("nesterov", nesterov)
     if momentum is None:
         if nesterov:
             raise ValueError("nesterov=True needs a momentum in [0, 1); got None.")
@@ -76,6 +77,7 @@ def adagrad(
     eps_root: float = 0.0,
     *,
     eps_in_sqrt: bool = False,
+    accumulator_dtype: Any = None,
 ) -> GradientTransformationExtraArgs:
     """AdaGrad (Algorithm 8.4): divide by the root of all squared gradients so far.
 
@@ -92,12 +94,21 @@ def adagrad(
       eps: $\\delta \\ge 0$, added to the root, or under it with `eps_in_sqrt`.
       eps_root: added under the root, $\\ge 0$.
       eps_in_sqrt: put `eps` under the root, as optax's `adagrad` does.
+      accumulator_dtype: dtype of $r$ (default: each parameter's
+        accumulation dtype, float32 for 16-bit parameters; optax keeps $r$
+        in the parameters' dtype).
 
     Returns:
       `chain(scale_by_rss(...), scale_by_learning_rate(learning_rate))`.
     """
     return chain(
-        scale_by_rss(initial_accumulator_value, eps, eps_root, eps_in_sqrt=eps_in_sqrt),
+        scale_by_rss(
+            initial_accumulator_value,
+            eps,
+            eps_root,
+            eps_in_sqrt=eps_in_sqrt,
+            accumulator_dtype=accumulator_dtype,
+        ),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -114,6 +125,7 @@ def rmsprop(
     bias_correction: bool = False,
     *,
     eps_root: float = 0.0,
+    accumulator_dtype: Any = None,
 ) -> GradientTransformationExtraArgs:
     """RMSProp (Algorithm 8.5), with optional (Nesterov) momentum (Algorithm 8.6).
 
@@ -141,6 +153,10 @@ def rmsprop(
       nesterov: Nesterov momentum (Algorithm 8.6, in look-ahead variables).
       bias_correction: divide the moving averages by $1 - \\rho^t$.
       eps_root: $\\ge 0$, added under the root besides `eps`.
+      accumulator_dtype: dtype of $r$ (and of the centred mean; default: each
+        parameter's accumulation dtype, float32 for 16-bit parameters; optax
+        keeps them in the parameters' dtype). The momentum's velocity stays
+        in the parameters' dtype, as `trace`'s.
 
     Returns:
       `chain(scale_by_rms(...), scale_by_learning_rate(lr), trace(momentum))`.
@@ -154,6 +170,7 @@ def rmsprop(
             bias_correction=bias_correction,
             centered=centered,
             eps_root=eps_root,
+            accumulator_dtype=accumulator_dtype,
         ),
         scale_by_learning_rate(learning_rate),
         *_momentum(momentum, nesterov),
@@ -189,9 +206,12 @@ def adam(
       b2: $\\rho_2 \\in [0, 1)$.
       eps: $\\delta \\ge 0$, added to the root.
       eps_root: added under the root, $\\ge 0$.
-      mu_dtype: dtype of the first moment (default: the parameters').
+      mu_dtype: dtype of the first moment (default: each parameter's
+        accumulation dtype, float32 for 16-bit parameters; optax's default
+        is the parameters' dtype).
       nesterov: NAdam's first moment.
-      nu_dtype: dtype of the second moment (default: the parameters').
+      nu_dtype: dtype of the second moment (default: each parameter's
+        accumulation dtype, whatever `mu_dtype` is).
 
     Returns:
       `chain(scale_by_adam(...), scale_by_learning_rate(learning_rate))`.
@@ -232,11 +252,13 @@ def adamw(
       b2: $\\rho_2 \\in [0, 1)$.
       eps: $\\delta \\ge 0$, added to the root.
       eps_root: added under the root, $\\ge 0$.
-      mu_dtype: dtype of the first moment.
+      mu_dtype: dtype of the first moment (default: each parameter's
+        accumulation dtype, float32 for 16-bit parameters).
       weight_decay: $\\lambda \\ge 0$.
       mask: pytree of bools (or callable) selecting the leaves to decay.
       nesterov: NAdam's first moment.
-      nu_dtype: dtype of the second moment.
+      nu_dtype: dtype of the second moment (default: each parameter's
+        accumulation dtype, whatever `mu_dtype` is).
 
     Returns:
       `chain(scale_by_adam(...), add_decayed_weights(weight_decay, mask),

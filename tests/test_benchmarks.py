@@ -11,7 +11,7 @@ import re
 import jax
 import pytest
 
-from benchmarks import optimizer_step
+from benchmarks import optimizer_step, precision
 
 
 def test_optimizer_step_smoke(tmp_path, capsys):
@@ -49,3 +49,27 @@ def test_optimizer_step_smoke(tmp_path, capsys):
 def test_optimizer_step_rejects_bad_sizes():
     with pytest.raises(SystemExit):
         optimizer_step.main(["--size", "0"])
+
+
+def test_precision_smoke(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Earlier section\n\nkept\n")
+    argv = [
+        "--epochs", "1", "--learning-rates", "1e-3", "--hidden", "8",
+        "--train-examples", "96", "--batch-size", "32", "--write", str(results),
+    ]  # fmt: skip
+    # Flax's BatchNorm promotes its 16-bit inputs to float32 implicitly.
+    with jax.numpy_dtype_promotion("standard"):
+        precision.main(argv)
+    text = results.read_text()
+    assert "## Earlier section\n\nkept" in text
+    assert text.count(precision.BEGIN) == 1 and "## Training in 16 bits" in text
+    assert "digits MLP 64-8-10, BatchNorm on" in text
+    for dtype in ("float32", "bfloat16", "float16"):
+        assert re.search(rf"\| {dtype} \| `gt.adam\(0.001\)` \| [0-9.]+ \|", text)
+        row = rf"\| {dtype} \| `gt.master_weights\(gt.adam\(0.001\)\)` \|"
+        assert dtype == "float32" or re.search(row, text)
+    # Writing again replaces the section rather than appending a second one.
+    precision.write_section(results, "replaced")
+    assert results.read_text().count(precision.BEGIN) == 1
+    assert "replaced" in results.read_text()

@@ -37,6 +37,45 @@ def test_zero_gradient_gives_zero_not_nan():
         chex.assert_trees_all_equal(out, g)
 
 
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_a_finite_gradient_whose_squares_overflow_is_clipped_not_zeroed(jit):
+    # 3e20² overflows float32; the norm (5e20) does not. optax gives zeros here.
+    g = {"a": jnp.array([3e20, -4e20]), "b": jnp.zeros(2, jnp.bfloat16)}
+    for tx, expected in (
+        (gt.clip_by_global_norm(1.0), [0.6, -0.8]),
+        (gt.clip_by_norm(2.0), [1.2, -1.6]),
+    ):
+        update = jax.jit(tx.update) if jit else tx.update
+        out, state = update(g, tx.init(g))
+        np.testing.assert_allclose(out["a"], expected, rtol=1e-6)
+        chex.assert_tree_all_finite((out, state))
+        if isinstance(state, gt.ClipByGlobalNormState):
+            np.testing.assert_allclose(state.global_norm, 5e20, rtol=1e-6)
+
+
+def test_float64_norms_do_not_overflow_either(x64):
+    g = {"a": jnp.array([3e200, 4e200], jnp.float64)}
+    out, state = gt.clip_by_global_norm(1.0).update(
+        g, gt.clip_by_global_norm(1.0).init(g)
+    )
+    np.testing.assert_allclose(out["a"], [0.6, 0.8], rtol=1e-12)
+    np.testing.assert_allclose(state.global_norm, 5e200, rtol=1e-12)
+
+
+def test_a_non_finite_gradient_comes_out_nan_as_in_optax():
+    """inf / inf: documented, and what `apply_if_finite` outside is for."""
+    import optax
+
+    g = {"a": jnp.array([np.inf, 1.0]), "b": jnp.array([np.nan])}
+    out, state = gt.clip_by_global_norm(1.0).update(
+        g, gt.clip_by_global_norm(1.0).init(g)
+    )
+    with jax.numpy_dtype_promotion("standard"):
+        ref, _ = optax.clip_by_global_norm(1.0).update(g, optax.EmptyState())
+    chex.assert_trees_all_equal(out, ref)
+    assert np.isnan(float(state.global_norm))
+
+
 def test_clip_by_norm_is_per_leaf():
     g = {"small": jnp.array([0.3, 0.4]), "big": jnp.array([6.0, 8.0])}
     out, _ = gt.clip_by_norm(1.0).update(g, gt.clip_by_norm(1.0).init(g))

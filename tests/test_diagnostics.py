@@ -79,3 +79,23 @@ def test_monitor_records_norms_without_changing_updates():
     np.testing.assert_allclose(logged["update_ratio"], 0.02, rtol=1e-6)
     with pytest.raises(ValueError, match="monitor"):
         diag.lookup(gt.sgd(0.1).init(params))
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_monitor_norms_of_finite_trees_stay_finite(jit):
+    """Squares of float32 elements above ~1.8e19 overflow; the norms do not."""
+    params = {"w": jnp.array([3e20, 4e20]), "h": jnp.ones(2, jnp.bfloat16)}
+    grads = {"w": jnp.array([6e19, 8e19]), "h": jnp.zeros(2, jnp.bfloat16)}
+    tx = diag.monitor(gt.sgd(1.0))
+    update = jax.jit(tx.update) if jit else tx.update
+    _, state = update(grads, tx.init(params), params)
+    logged = diag.lookup(state)
+    np.testing.assert_allclose(logged["param_norm"], 5e20, rtol=1e-6)
+    np.testing.assert_allclose(logged["grad_norm"], 1e20, rtol=1e-6)
+    np.testing.assert_allclose(logged["update_norm"], 1e20, rtol=1e-6)
+    np.testing.assert_allclose(logged["update_ratio"], 0.2, rtol=1e-6)
+    # A non-finite gradient is reported as it came, never repaired.
+    _, state = update(
+        {**grads, "h": jnp.array([np.inf, 0], jnp.bfloat16)}, state, params
+    )
+    assert np.isinf(float(diag.lookup(state)["grad_norm"]))

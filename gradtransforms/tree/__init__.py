@@ -21,6 +21,7 @@ Examples:
 
 from gradtransforms.tree.dtypes import (
     accumulation_dtype,
+    accumulator_like,
     cast_like,
     full_like,
     map_widened,
@@ -37,6 +38,7 @@ from gradtransforms.tree.maths import (
     complement,
     global_norm,
     one_minus_power,
+    overflow_safe_global_norm,
     ravel,
     scale,
     update_moment,
@@ -44,7 +46,10 @@ from gradtransforms.tree.maths import (
     vdot,
 )
 from gradtransforms.tree.structure import (
+    assert_same_shapes,
     assert_same_structure,
+    assert_state_matches,
+    assert_updates_match,
     find_states,
     first_difference,
     safe_increment,
@@ -54,9 +59,13 @@ from gradtransforms.tree.structure import (
 __all__ = [
     "abs_sq",
     "accumulation_dtype",
+    "accumulator_like",
     "add_scale",
     "all_finite",
+    "assert_same_shapes",
     "assert_same_structure",
+    "assert_state_matches",
+    "assert_updates_match",
     "bias_correction",
     "cast_like",
     "complement",
@@ -66,6 +75,7 @@ __all__ = [
     "global_norm",
     "map_widened",
     "one_minus_power",
+    "overflow_safe_global_norm",
     "per_dtype",
     "ravel",
     "real_dtype",

@@ -8,10 +8,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from gradtransforms.tree.structure import is_none
+from gradtransforms.tree.structure import assert_same_shapes, is_none
 
 __all__ = [
     "accumulation_dtype",
+    "accumulator_like",
     "astype",
     "cast_like",
     "checked_dtype",
@@ -116,6 +117,8 @@ def map_widened(
 
     Raises:
       TypeError: for an integer or bool leaf, naming its path.
+      ValueError: if a tree of `rest` differs from `tree` in structure or in
+        a leaf's shape, naming the first differing path and both leaves.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -125,6 +128,8 @@ def map_widened(
       dtype(bfloat16)
     """
     like = tree if out_like is None else out_like
+    for other in rest:
+        assert_same_shapes(tree, other)
 
     def one(path: tuple, x: Any, out: Any, *ys: Any) -> jax.Array | None:
         if x is None:
@@ -204,6 +209,26 @@ def full_like(tree: Any, fill_value: Any, dtype: Any = None) -> Any:
     def one(path: tuple, x: Any) -> jax.Array:
         own = checked_dtype(path, x)
         return jnp.full_like(x, fill_value, dtype=dtype or own)
+
+    return jax.tree_util.tree_map_with_path(one, tree)
+
+
+def accumulator_like(tree: Any, fill_value: Any = 0, dtype: Any = None) -> Any:
+    """`fill_value` shaped like each leaf, in `dtype` or its accumulation dtype.
+
+    The state in which a statistic of the leaves is kept (Adam's moments,
+    AdaGrad's sum of squares): by default each leaf's `accumulation_dtype`,
+    float32 for bfloat16, float16 and float32 leaves, float64 for float64,
+    the leaf's own for complex; `dtype`, when given, for every leaf. In
+    float16, $|g|^2$ overflows to infinity for $|g| > 256$; in float32, only
+    for $|g| > 1.8 \\times 10^{19}$. Leaves may be arrays, Python numbers or
+    `jax.ShapeDtypeStruct`s; integer and bool leaves raise a `TypeError`
+    naming their path, as in `map_widened`.
+    """
+
+    def one(path: tuple, x: Any) -> jax.Array:
+        own = accumulation_dtype(checked_dtype(path, x))
+        return jnp.full_like(x, fill_value, dtype=own if dtype is None else dtype)
 
     return jax.tree_util.tree_map_with_path(one, tree)
 

@@ -21,7 +21,7 @@ from gradtransforms.tree.dtypes import (
     scalar_dtype,
     tree_dtype,
 )
-from gradtransforms.tree.structure import is_none
+from gradtransforms.tree.structure import assert_state_matches, is_none
 
 __all__ = [
     "abs_sq",
@@ -31,6 +31,7 @@ __all__ = [
     "complement",
     "global_norm",
     "one_minus_power",
+    "overflow_safe_global_norm",
     "ravel",
     "scale",
     "update_moment",
@@ -104,6 +105,7 @@ def update_moment_per_elem_norm(
 def _moving_average(updates: Any, moments: Any, decay: Any, term: Callable) -> Any:
     """$m \\leftarrow \\beta m + (1 - \\beta)\\,$ `term(g)`, with `term(g)` widened."""
     factors = per_dtype(lambda dt: (jnp.asarray(decay, dt), complement(decay, dt)))
+    assert_state_matches(moments, updates)
 
     def widened_term(path: tuple, g: Any) -> jax.Array | None:
         if g is None:
@@ -156,6 +158,22 @@ def global_norm(tree: Any) -> jax.Array:
         wide = complex_dtype(dtype) if jnp.iscomplexobj(x) else dtype
         total = total + jnp.sum(abs_sq(x.astype(wide)).astype(dtype))
     return jnp.sqrt(total)
+
+
+def overflow_safe_global_norm(tree: Any) -> jax.Array:
+    """`global_norm` that does not overflow on finite input.
+
+    The squares of a float32 element above about $1.8 \\cdot 10^{19}$
+    overflow, and with them the plain norm. Where that happens the norm is
+    taken again of the tree scaled by $2^{-k}$ (exact: a power of two) and
+    multiplied back, so a finite tree has a finite norm unless the norm itself
+    is beyond the dtype's range. NaN and $\\pm\\infty$ elements still give NaN
+    and $\\infty$. Costs a second pass over the tree.
+    """
+    norm = global_norm(tree)
+    shift = jnp.finfo(norm.dtype).maxexp // 2 + 16  # 80 for float32
+    rescaled = global_norm(scale(2.0**-shift, tree)) * 2.0**shift
+    return jnp.where(jnp.isinf(norm), rescaled, norm)
 
 
 def vdot(tree_x: Any, tree_y: Any) -> jax.Array:

@@ -6,8 +6,10 @@ bfloat16 leaf) rounded once to bfloat16; never the code under test.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from gradtransforms import tree
 
@@ -70,3 +72,29 @@ def test_cast_like_takes_the_other_trees_dtypes(x64):
     }
     np.testing.assert_array_equal(np.asarray(out["h"], np.float32), [1.5, 2.25])
     assert out["i"].tolist() == [1, 1]
+
+
+def test_accumulator_like_widens_16_bit_leaves_and_takes_an_override(x64):
+    params = {
+        "h": jnp.ones(2, jnp.float16),
+        "b": jax.ShapeDtypeStruct((3,), jnp.bfloat16),
+        "f": jnp.ones((), jnp.float32),
+        "d": jnp.ones(1, jnp.float64),
+        "z": jnp.ones(1, jnp.complex64),
+        "n": None,
+    }
+    acc = tree.accumulator_like(params, 0.5)
+    dtypes = {k: v.dtype for k, v in acc.items() if v is not None}
+    assert dtypes == {
+        "h": jnp.float32,
+        "b": jnp.float32,
+        "f": jnp.float32,
+        "d": jnp.float64,
+        "z": jnp.complex64,
+    }
+    assert acc["n"] is None and acc["b"].shape == (3,)
+    np.testing.assert_array_equal(acc["h"], np.full(2, 0.5, np.float32))
+    forced = tree.accumulator_like({"h": jnp.ones(2, jnp.float16)}, 0, jnp.bfloat16)
+    assert forced["h"].dtype == jnp.bfloat16
+    with pytest.raises(TypeError, match=r"\['i'\].*int32"):
+        tree.accumulator_like({"i": jnp.zeros(2, jnp.int32)})

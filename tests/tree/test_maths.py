@@ -27,3 +27,17 @@ def test_one_minus_power_is_accurate_near_one():
         value = tree.one_minus_power(0.999, jnp.asarray(t), jnp.float32)
         assert value.dtype == jnp.float32
         np.testing.assert_allclose(float(value), exact, rtol=2e-7)
+
+
+def test_overflow_safe_global_norm_is_finite_where_the_squares_overflow():
+    big = {"a": jnp.full(3, 3e20, jnp.float32), "b": jnp.asarray(-4e20, jnp.float32)}
+    assert not np.isfinite(float(tree.global_norm(big)))  # 9e40 > float32 max
+    expected = np.linalg.norm([3e20, 3e20, 3e20, 4e20])  # NumPy, float64
+    np.testing.assert_allclose(
+        float(tree.overflow_safe_global_norm(big)), expected, rtol=1e-6
+    )
+    small = {"a": jnp.arange(3.0)}
+    assert float(tree.overflow_safe_global_norm(small)) == float(
+        tree.global_norm(small)
+    )
+    assert np.isnan(float(tree.overflow_safe_global_norm({"a": jnp.asarray(jnp.nan)})))
