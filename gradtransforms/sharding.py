@@ -15,6 +15,16 @@ belongs, so the state can be created sharded directly:
 (or `gt.sharding.init(tx, params)`, the same in one call). Nothing here
 moves data itself: layouts are declared and XLA does the rest.
 
+One compilation: `jax.jit` caches a step by its inputs' exact shardings, and
+two equivalent specs (`P('x')` and `P('x', None)`, `P()` and `P(None,)`)
+count as different inputs. A step that returns `P('x')` for a parameter that
+came in as `P('x', None)` is looked up again, and cached twice, on its second
+call. The helpers here return every `NamedSharding` in the one form JAX gives
+a jitted function's outputs (`canonical`), so parameters placed with
+`param_shardings` and state built by `init` go through a step unchanged;
+`jax.jit(step, out_shardings=(param_shardings(params),
+state_shardings(tx, params)))` pins them whatever the placement.
+
 `params` may be concrete arrays or abstract `jax.ShapeDtypeStruct`s with
 `sharding=` set (e.g. from `jax.eval_shape` of a model initialiser), so the
 state of a model too large for one device is never materialised unsharded.
@@ -25,16 +35,71 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-from jax.sharding import NamedSharding, PartitionSpec, Sharding
+from jax.sharding import AxisType, NamedSharding, PartitionSpec, Sharding
 
 from gradtransforms.base import GradientTransformation
 
-__all__ = ["abstract_state", "init", "state_shardings"]
+__all__ = [
+    "abstract_state",
+    "canonical",
+    "init",
+    "param_shardings",
+    "state_shardings",
+]
 
 
 def _sharding_of(x: Any) -> Sharding | None:
     sharding = getattr(x, "sharding", None)
     return sharding if isinstance(sharding, Sharding) else None
+
+
+def canonical(sharding: Sharding, ndim: int) -> Sharding:
+    """`sharding` in the form a jitted function gives its outputs of rank `ndim`.
+
+    JAX compares shardings by their spec, not by their layout: a step whose
+    output spec is written differently from its input's is looked up (and
+    cached) again on the next call. On a mesh whose axes are all `Explicit`
+    (the default of `jax.make_mesh` in JAX 0.10) an output's spec is its
+    type's, one entry per dimension: `P('x', None)`, `P(None,)`. On an
+    all-`Auto` mesh it is the spec read back from XLA, trailing `None`s
+    dropped: `P('x')`, `P()`. A `NamedSharding` is rewritten in that form
+    (the layout is the same); other shardings, and meshes that mix axis
+    types, are returned as they are.
+
+    Args:
+      sharding: a `jax.sharding.Sharding`.
+      ndim: the rank of the array it lays out.
+
+    Returns:
+      A sharding equivalent to `sharding` for rank `ndim`.
+    """
+    if not isinstance(sharding, NamedSharding) or len(sharding.spec) > ndim:
+        return sharding
+    kinds = set(getattr(sharding.mesh, "axis_types", ()))
+    spec = list(sharding.spec)
+    if kinds == {AxisType.Explicit}:
+        spec += [None] * (ndim - len(spec))
+    elif kinds == {AxisType.Auto}:
+        while spec and spec[-1] is None:
+            spec.pop()
+    else:
+        return sharding
+    if tuple(spec) == tuple(sharding.spec):
+        return sharding
+    return NamedSharding(sharding.mesh, PartitionSpec(*spec))
+
+
+def _stacked(sharding: Sharding, ndim: int) -> Sharding | None:
+    """The sharding of a stack `(k, *shape)` of arrays laid out by `sharding`.
+
+    The new leading axis is not split: `P(None, *spec)`. `None` when that
+    cannot be written (a sharding other than `NamedSharding` over several
+    devices).
+    """
+    if isinstance(sharding, NamedSharding):
+        spec = (*sharding.spec, *[None] * (ndim - len(sharding.spec)))
+        return NamedSharding(sharding.mesh, PartitionSpec(None, *spec))
+    return sharding if len(sharding.device_set) == 1 else None
 
 
 def _replicated_like(shardings: list[Sharding]) -> Sharding:
@@ -61,15 +126,46 @@ def abstract_state(tx: GradientTransformation, params: Any) -> Any:
     return jax.eval_shape(tx.init, params)
 
 
+def param_shardings(params: Any) -> Any:
+    """The parameters' shardings, each in `canonical` form.
+
+    `jax.device_put(params, param_shardings(params))` relabels the
+    parameters without moving data; a jitted step then returns them in the
+    very shardings they came in with. A leaf without a sharding (a NumPy
+    array, a `ShapeDtypeStruct` without `sharding=`) is replicated over the
+    other parameters' devices; `None` leaves stay `None`.
+
+    Args:
+      params: the parameters, as arrays or `jax.ShapeDtypeStruct`s.
+
+    Returns:
+      A pytree of `jax.sharding.Sharding` with the structure of `params`.
+    """
+    leaves = jax.tree.leaves(params)
+    replicated = _replicated_like(
+        [s for x in leaves if (s := _sharding_of(x)) is not None]
+    )
+    return jax.tree.map(
+        lambda x: canonical(_sharding_of(x) or replicated, len(x.shape)), params
+    )
+
+
 def state_shardings(tx: GradientTransformation, params: Any) -> Any:
     """The sharding of each leaf of `tx.init(params)`, in the state's structure.
 
-    A state leaf that belongs to a parameter (its key path ends with the
-    parameter's key path, and it has the parameter's shape: `mu['w']`,
-    `trace['w']`, `inner_state[0].nu['w']`, ...) takes that parameter's
-    sharding; everything else (counts, hyperparameters, flags, norms, the
-    matrices of full-matrix methods such as BFGS) is replicated over the
-    parameters' devices (the same mesh, `PartitionSpec()`).
+    A state leaf belongs to a parameter when its key path ends with the
+    parameter's key path (`mu['w']`, `inner_state[0].nu['w']`,
+    `s_memory['w']`, ...). If it has the parameter's shape (moments, traces,
+    averages, the previous gradient and direction of conjugate gradients) it
+    takes the parameter's sharding; if it is a stack of them, shape
+    `(k, *param.shape)` (L-BFGS's `s_memory` and `y_memory`), it takes
+    `P(None, *param_spec)`: the stack axis whole, each slice laid out like
+    the parameter. Everything else (counts, hyperparameters, flags, norms,
+    L-BFGS's `rho_memory`) is replicated over the parameters' devices (the
+    same mesh, `PartitionSpec()`), and so is the dense $n \\times n$
+    inverse Hessian of BFGS and its raveled vectors: they belong to no one
+    parameter (BFGS is for a few thousand parameters at most; shard a large
+    problem's state with L-BFGS). Every sharding is in `canonical` form.
 
     Args:
       tx: the transformation whose state is meant.
@@ -98,18 +194,21 @@ def state_shardings(tx: GradientTransformation, params: Any) -> Any:
     # Longest paths first: `['a']['w']` wins over `['w']`.
     by_path.sort(key=lambda item: -len(item[0]))
 
-    def one(path, leaf):
-        path = tuple(path)
+    def owner(path, shape):
         for p_path, p_shape, sharding in by_path:
             n = len(p_path)
             # (a single-array `params` has the empty path: shape decides)
-            if (
-                len(path) >= n
-                and path[len(path) - n :] == p_path
-                and tuple(leaf.shape) == p_shape
-            ):
+            if len(path) < n or path[len(path) - n :] != p_path:
+                continue
+            if shape == p_shape:
                 return sharding
-        return replicated
+            if len(shape) == len(p_shape) + 1 and shape[1:] == p_shape:
+                return _stacked(sharding, len(p_shape))
+        return None
+
+    def one(path, leaf):
+        shape = tuple(leaf.shape)
+        return canonical(owner(tuple(path), shape) or replicated, len(shape))
 
     return jax.tree_util.tree_map_with_path(one, abstract_state(tx, params))
 
