@@ -18,6 +18,7 @@ from gradtransforms import (
     tuning,
     validation,
 )
+from gradtransforms.accumulation import AccumulateGradientsState, accumulate_gradients
 from gradtransforms.adaptive import (
     ScaleByAdamState,
     ScaleByRmsState,
@@ -47,6 +48,7 @@ from gradtransforms.base import (
 from gradtransforms.clipping import (
     ApplyIfFiniteState,
     ClipByGlobalNormState,
+    SkipReason,
     ZeroNansState,
     apply_if_finite,
     clip,
@@ -72,6 +74,7 @@ from gradtransforms.nnx import averaged_model
 from gradtransforms.objective import Evaluation
 from gradtransforms.optimizers import adagrad, adam, adamw, rmsprop, sgd
 from gradtransforms.packing import PackedLayout, packed_layout
+from gradtransforms.precision import MasterWeightsState, master_weights
 from gradtransforms.scaling import (
     AddDecayedWeightsState,
     ScaleByScheduleState,
@@ -120,6 +123,7 @@ from gradtransforms.second_order import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccumulateGradientsState",
     "AddDecayedWeightsState",
     "AddNoiseState",
     "ApplyIfFiniteState",
@@ -133,6 +137,7 @@ __all__ = [
     "GradientTransformation",
     "GradientTransformationExtraArgs",
     "InjectHyperparamsState",
+    "MasterWeightsState",
     "MinimizeResult",
     "NewtonState",
     "OptState",
@@ -150,11 +155,13 @@ __all__ = [
     "ScaleByScheduleState",
     "ScaleByZoomLinesearchState",
     "Schedule",
+    "SkipReason",
     "SmoothGradientState",
     "TraceState",
     "Updates",
     "ZeroNansState",
     "ZoomLinesearchInfo",
+    "accumulate_gradients",
     "adagrad",
     "adam",
     "adamw",
@@ -186,6 +193,7 @@ __all__ = [
     "lbfgs",
     "linear_decay_schedule",
     "masked",
+    "master_weights",
     "minimize",
     "newton",
     "newton_cg",

@@ -31,8 +31,8 @@ LAYERS = {
     **dict.fromkeys(
         (
             "combine injection schedules scaling momentum adaptive clipping averaging "
-            "coordinate continuation diagnostics packing sharding checkpoint "
-            "second_order"
+            "accumulation precision coordinate continuation diagnostics packing "
+            "sharding checkpoint second_order"
         ).split(),
         2,
     ),
