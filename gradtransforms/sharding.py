@@ -130,8 +130,11 @@ def param_shardings(params: Any) -> Any:
     """The parameters' shardings, each in `canonical` form.
 
     `jax.device_put(params, param_shardings(params))` relabels the
-    parameters without moving data; a jitted step then returns them in the
-    very shardings they came in with. A leaf without a sharding (a NumPy
+    parameters without moving data, in the form in which a jitted step
+    returns shardings, so that a step which keeps each layout compiles once.
+    XLA may still choose another layout for an output (on a one-device mesh
+    it may return `P()` for `P('x')`, the same placement): to be sure, give
+    the step `in_shardings` and `out_shardings`. A leaf without a sharding (a NumPy
     array, a `ShapeDtypeStruct` without `sharding=`) is replicated over the
     other parameters' devices; `None` leaves stay `None`.
 

@@ -16,7 +16,8 @@ Markdown sources directly:
   repeated on the home page;
 * the package's version is the one in pyproject.toml, which the site's header
   shows;
-* the code of the pages whose snippets form a complete program runs.
+* every Python snippet of every page runs: a page's snippets in order, as one
+  program (a snippet marked `raises` must raise; one marked `not run` says why).
 
 The built site (maths as MathML, nothing loaded from another host, the
 header, search) is checked by tests/test_docs_site.py, which needs the `docs`
@@ -25,6 +26,7 @@ extra.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import inspect
 import io
@@ -33,6 +35,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import jax
 import optax
 import pytest
 
@@ -286,17 +289,78 @@ def test_package_version_is_the_one_in_pyproject():
 
 
 # --------------------------------------------------------------------------
-# (f) the snippets of the pages written as one program run
+# (f) every Python snippet of the docs runs: a page's snippets as one program
 
-RUNNABLE_PAGES = ["models.md", "initialization.md"]
+SNIPPET = re.compile(
+    r"^(?:<!-- (?P<mark>not run|raises): (?P<what>[^\n]*?) -->\n)?"
+    r"```python\n(?P<code>.*?)^```",
+    flags=re.M | re.S,
+)
+"""A fenced Python block, with the comment in front of it, if any.
+
+The comment is invisible on the site. `<!-- raises: ValueError -->` says the
+block shows an error: it must raise that exception (the page runs on).
+`<!-- not run: the reason -->` exempts a block that cannot run in a test (it
+needs several hosts, say).
+"""
+
+PAGES = sorted(
+    str(path.relative_to(DOCS))
+    for path in DOCS.rglob("*.md")
+    if "```python" in path.read_text(encoding="utf-8")
+)
 
 
-@pytest.mark.parametrize("page", RUNNABLE_PAGES)
-def test_page_snippets_run(page):
+def page_snippets(page: str) -> list[tuple[str | None, str | None, str]]:
+    """`(mark, what, code)` for each Python block of `docs/page` (see SNIPPET)."""
     text = (DOCS / page).read_text(encoding="utf-8")
-    blocks = re.findall(r"^```python\n(.*?)^```", text, flags=re.M | re.S)
-    assert blocks, f"docs/{page} has no Python snippets"
+    return [(m["mark"], m["what"], m["code"]) for m in SNIPPET.finditer(text)]
+
+
+def run_page(page: str) -> None:
+    """Run the snippets of `docs/page` in order in one namespace, quietly.
+
+    As a reader's session would: JAX's default promotion rules, not the
+    strict ones of the test suite. For a contributor: `python -c "from
+    tests.test_docs import run_page; run_page('guides/schedules.md')"` from
+    the repository root (in a scratch directory if the page writes files).
+    """
     namespace: dict = {"__name__": f"docs_{page.removesuffix('.md')}"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for i, block in enumerate(blocks):
-            exec(compile(block, f"docs/{page} (snippet {i + 1})", "exec"), namespace)
+    saved = {name: getattr(jax.config, name) for name in _CONFIG}
+    try:
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            jax.numpy_dtype_promotion("standard"),
+            jax.numpy_rank_promotion("allow"),
+        ):
+            for i, (mark, what, code) in enumerate(page_snippets(page)):
+                name = f"docs/{page} (snippet {i + 1})"
+                if mark is None:
+                    exec(compile(code, name, "exec"), namespace)
+                elif mark == "raises":
+                    with pytest.raises(getattr(builtins, str(what))):
+                        exec(compile(code, name, "exec"), namespace)
+    finally:  # a page may switch float64 on, as a reader would
+        for name, value in saved.items():
+            jax.config.update(name, value)
+
+
+_CONFIG = ("jax_enable_x64", "jax_numpy_dtype_promotion", "jax_numpy_rank_promotion")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_snippets_run(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a page may write files (checkpoints, figures)
+    run_page(page)
+
+
+def test_snippets_found_and_exemptions_give_a_reason():
+    assert len(PAGES) >= 20, PAGES
+    for page in PAGES:
+        snippets = page_snippets(page)
+        assert snippets, f"docs/{page}: no snippet parsed"
+        for mark, what, _ in snippets:
+            if mark == "not run":
+                assert len(str(what).strip()) >= 10, (page, what)
+            elif mark == "raises":
+                assert isinstance(getattr(builtins, str(what), None), type), what
