@@ -122,11 +122,6 @@ def test_damaged_arrays_are_corrupted(saved):
     assert str(saved) in str(info.value)
 
 
-# A restore that raises inside the manager leaves Orbax's pending asyncio
-# callbacks to a closed event loop; when the garbage collector meets them in
-# this test (it depends on what ran before), Python reports "Event loop is
-# closed" as an unraisable exception. That is Orbax's clean-up, not a result.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_damaged_metadata_through_a_manager(tmp_path):
     options = ocp.CheckpointManagerOptions(enable_async_checkpointing=False)
     params, state = make_params(), gt.adam(0.1).init(make_params())
