@@ -5,9 +5,10 @@
   pyproject.toml apply to our tests only, so each optax test runs under
   JAX's defaults, warnings shown but not raised.
 * Each test's use of the shared names is recorded (`harness.used`); at the
-  end of the session the terminal summary gives the counts: tests run, tests
-  that reached a shared name (applicable), passed, and documented
-  differences.
+  end of the session the terminal summary gives the counts of optax's tests
+  (a test's subtests are part of it): run, reached a shared name
+  (applicable), passed, documented differences, and those that skip
+  themselves.
 * The documented differences (`differences.py`) are marked `xfail(strict=True)`:
   a difference that disappears fails the run, so the list stays true.
   Where optax asserts inside a `subTest` (`IN_SUBTEST`), the subtest fails
@@ -83,8 +84,8 @@ def pytest_runtest_logreport(report):
         if hasattr(report, "context") and hasattr(report, "wasxfail"):
             _subtests_failed.add(key)  # a subtest report, failed as listed
     shared = dict(report.user_properties).get("shared_names")
-    if report.when != "call" or shared is None:
-        return
+    if report.when != "call" or shared is None or hasattr(report, "context"):
+        return  # a subtest's report is counted with its test's
     _counts["run"] += 1
     if shared:
         _counts["applicable"] += 1
@@ -92,6 +93,8 @@ def pytest_runtest_logreport(report):
             _counts["documented"] += 1
         elif report.passed:
             _counts["passed"] += 1
+        elif report.skipped:  # optax's test skips itself (skipTest in its body)
+            _counts["skipped"] += 1
 
 
 def pytest_sessionfinish(session):
@@ -108,10 +111,12 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             "optax conformance: {run} optax tests run, {applicable} reach a name "
             "shared with gradtransforms: {passed} passed, {documented} are "
-            "documented differences ({listed} listed)".format(
+            "documented differences ({listed} listed), {skipped} skip "
+            "themselves".format(
                 listed=len(DIFFERENCES),
                 **{
-                    k: _counts[k] for k in ("run", "applicable", "passed", "documented")
+                    k: _counts[k]
+                    for k in ("run", "applicable", "passed", "documented", "skipped")
                 },
             )
         )
