@@ -6,6 +6,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import gradtransforms as gt
@@ -157,3 +158,28 @@ def test_zero_nans_replaces_nans_and_records_them():
 def test_bad_arguments_name_themselves(build, argument):
     with pytest.raises((ValueError, TypeError), match=argument):
         build()
+
+
+@pytest.mark.parametrize(
+    "scale", [1e-3, 1.0, 1e20], ids=["small", "unit", "squares_overflow"]
+)
+@pytest.mark.parametrize("name", ["clip_by_global_norm", "clip_by_norm"])
+def test_clipping_is_differentiable_like_optax(name, scale):
+    """Differentiating through a clipped update (meta-learning): the gradient
+    is optax's, finite, also where the overflow-safe norm rescales."""
+    grads = {"w": jnp.array([1.0, 2.0]) * scale, "b": jnp.array([-3.0]) * scale}
+
+    def total(tx, per_leaf=False):
+        def clipped(g):
+            if per_leaf:  # optax has no per-leaf clip: its global one, leaf by leaf
+                return [tx.update(x, tx.init(x))[0] for x in jax.tree.leaves(g)]
+            return tx.update(g, tx.init(g))[0]
+
+        return lambda g: sum(jnp.sum(u) for u in jax.tree.leaves(clipped(g)))
+
+    got = jax.grad(total(getattr(gt, name)(1.0)))(grads)
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(got))
+    if scale < 1e19:  # optax's plain norm overflows beyond
+        per_leaf = name == "clip_by_norm"
+        want = jax.grad(total(optax.clip_by_global_norm(1.0), per_leaf))(grads)
+        chex.assert_trees_all_close(got, want, rtol=1e-5)

@@ -166,14 +166,16 @@ def overflow_safe_global_norm(tree: Any) -> jax.Array:
     The squares of a float32 element above about $1.8 \\cdot 10^{19}$
     overflow, and with them the plain norm. Where that happens the norm is
     taken again of the tree scaled by $2^{-k}$ (exact: a power of two) and
-    multiplied back, so a finite tree has a finite norm unless the norm itself
+    divided by it, so a finite tree has a finite norm unless the norm itself
     is beyond the dtype's range. NaN and $\\pm\\infty$ elements still give NaN
-    and $\\infty$. Costs a second pass over the tree.
+    and $\\infty$. Costs a second pass over the tree. The factor is a
+    constant to `jax.grad` (1 unless the plain norm overflows), so the
+    gradient is the norm's, with no 0-times-infinity from an unused branch.
     """
-    norm = global_norm(tree)
+    norm = jax.lax.stop_gradient(global_norm(tree))
     shift = jnp.finfo(norm.dtype).maxexp // 2 + 16  # 80 for float32
-    rescaled = global_norm(scale(2.0**-shift, tree)) * 2.0**shift
-    return jnp.where(jnp.isinf(norm), rescaled, norm)
+    factor = jnp.where(jnp.isinf(norm), 2.0**-shift, 1.0).astype(norm.dtype)
+    return global_norm(scale(factor, tree)) / factor
 
 
 def vdot(tree_x: Any, tree_y: Any) -> jax.Array:
