@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gradtransforms.validation import (
     INT64_MAX,
@@ -242,11 +243,14 @@ def join_schedules(
 
     Args:
       schedules: n schedules.
-      boundaries: n - 1 increasing step counts, ints in [1, 2**31 - 1].
+      boundaries: n - 1 increasing step counts, ints in [1, 2**31 - 1]: a
+        list, a tuple or a 1-D NumPy or JAX array, as optax's.
 
     Returns:
       A schedule `count -> value`.
     """
+    if isinstance(boundaries, np.ndarray | jax.Array) and boundaries.ndim == 1:
+        boundaries = list(np.asarray(boundaries))  # NumPy scalars, checked below
     for name, given in (("schedules", schedules), ("boundaries", boundaries)):
         if not isinstance(given, Sequence) or isinstance(given, str):
             raise TypeError(f"{name} must be a sequence; got {given!r}.")

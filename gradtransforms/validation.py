@@ -277,10 +277,13 @@ def check_max_step(name: str, value: Any) -> None:
 def check_learning_rate(value: Any, name: str = "learning_rate") -> None:
     """Require a finite number > 0 or a schedule (a callable of the step count).
 
-    A traced one is checked, in `debug_checks()`, for >= 0 (a warm-up's start).
+    A JAX array may be 0 (a warm-up's start: `optax.inject_hyperparams` calls
+    the factory with the schedule's value at step 0 as one); a traced one is
+    checked, in `debug_checks()`, for >= 0.
     """
     if not callable(value) or isinstance(value, type):  # a dtype is no schedule
-        _check(name, value, _LEARNING_RATE, traced=_TRACED_LR)
+        bounds = _TRACED_LR if isinstance(value, jax.Array) else _LEARNING_RATE
+        _check(name, value, bounds, traced=_TRACED_LR)
 
 
 def check_scheduled(name: str, value: Any) -> None:

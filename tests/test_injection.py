@@ -309,3 +309,22 @@ def test_inject_hyperparams_says_when_a_callable_is_not_a_schedule():
     mask_fn = lambda p: jax.tree.map(lambda x: x.ndim > 0, p)
     with pytest.raises(TypeError, match="static_args"):
         gt.inject_hyperparams(gt.adamw)(learning_rate=0.1, mask=mask_fn)
+
+
+def test_optax_inject_hyperparams_with_a_warm_up_from_zero():
+    """optax builds the optimizer eagerly with the schedule's value at step 0,
+    a concrete JAX array 0.0: accepted (a JAX array may be 0), and the steps
+    follow optax's own Adam."""
+    warm_up = optax.linear_schedule(0.0, 1e-2, 10)
+    ours = optax.inject_hyperparams(gt.adam)(learning_rate=warm_up)
+    theirs = optax.inject_hyperparams(optax.adam)(learning_rate=warm_up)
+    params = {"w": jnp.array([1.0, -2.0])}
+    s_ours, s_theirs = ours.init(params), theirs.init(params)
+    for _ in range(3):
+        u_ours, s_ours = ours.update(params, s_ours, params)
+        u_theirs, s_theirs = theirs.update(params, s_theirs, params)
+        chex.assert_trees_all_close(u_ours, u_theirs, rtol=1e-6)
+    with pytest.raises(ValueError, match="learning_rate must be"):
+        gt.adam(jnp.asarray(-1.0))
+    with pytest.raises(ValueError, match="learning_rate must be"):
+        gt.adam(0.0)  # a number must be > 0

@@ -204,3 +204,16 @@ def test_exponential_decay_refuses_what_optax_turns_into_a_constant(kwargs, argu
     """Stricter than optax, which warns and returns a constant schedule."""
     with pytest.raises(ValueError, match=argument):
         gt.exponential_decay(1.0, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "as_array", [np.array, jnp.array, tuple], ids=["numpy", "jax", "tuple"]
+)
+def test_join_schedules_takes_boundaries_as_optax_does(as_array):
+    schedules = [optax.constant_schedule(v) for v in (1.0, 2.0, 3.0)]
+    ours = gt.join_schedules(schedules, as_array([10, 20]))
+    theirs = optax.join_schedules(schedules, [10, 20])
+    for k in (0, 9, 10, 19, 20, 100):
+        assert float(ours(k)) == float(theirs(k)), k
+    with pytest.raises(TypeError, match=r"boundaries\[0\] must be an int"):
+        gt.join_schedules(schedules, as_array([10.5, 20.0]))

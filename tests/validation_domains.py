@@ -80,6 +80,17 @@ class Real(NamedTuple):
         return xs is not None and all(self._inside(x) for x in xs)
 
 
+class LearningRate(NamedTuple):
+    """A number > 0 or a schedule; a JAX array may be 0, as a warm-up's start
+    (`optax.inject_hyperparams` builds the optimizer with one)."""
+
+    number: Real = Real(0.0, schedule=True)
+    array: Real = Real(0.0, closed=(True, False))
+
+    def allows(self, v: Any) -> bool | None:
+        return (self.array if isinstance(v, jax.Array) else self.number).allows(v)
+
+
 class Int(NamedTuple):
     """A Python or NumPy int in [low, high] (a multiple of `step`)."""
 
@@ -207,11 +218,11 @@ class Seq(NamedTuple):
     min_len: int = 1
     distinct: bool = False  # no two items of the same type and value
     max_len: int = I32
-    arrays: bool = False  # a 1-D NumPy array too
+    arrays: bool = False  # a 1-D NumPy or JAX array too
 
     def allows(self, v: Any) -> bool | None:
-        if self.arrays and isinstance(v, np.ndarray) and v.ndim == 1:
-            v = list(v)
+        if self.arrays and isinstance(v, np.ndarray | jax.Array) and v.ndim == 1:
+            v = list(np.asarray(v))
         if not isinstance(v, list | tuple):
             return False
         if not self.min_len <= len(v) <= self.max_len:
@@ -261,7 +272,7 @@ POS = Real(0.0)
 NONNEG = Real(0.0, closed=(True, False))
 UNIT = Real(0.0, 1.0, (True, False))
 OPEN01 = Real(0.0, 1.0)
-LR = Real(0.0, schedule=True)
+LR = LearningRate()
 FACTOR = Real(1.0)
 POSINT, NNINT = Int(1), Int(0)
 FLAG, DT = Flag(), Dtype()

@@ -119,7 +119,8 @@ NAMES |= {
     "FLOAT": Dtype(optional=False),
     "FEATURES": Seq(Int(), 3, 2),
     "CHANNELS": Seq(Int(), 2),
-    "BOUNDARIES": Seq(Int(), 5, max_len=1),  # as many as schedules, less one
+    # as many as schedules, less one
+    "BOUNDARIES": Seq(Int(), 5, max_len=1, arrays=True),
     "SCHEDULE_LIST": Seq(Func(SCHEDULE), SCHEDULE, 2, max_len=2),
     "FREQUENCIES": Seq(Real(0.0, shape="0d"), 1.0, arrays=True),
     "CHOICES": Seq(Category(), 0.5, distinct=True),
