@@ -322,8 +322,9 @@ def test_optax_inject_hyperparams_with_a_warm_up_from_zero():
     s_ours, s_theirs = ours.init(params), theirs.init(params)
     for _ in range(3):
         u_ours, s_ours = ours.update(params, s_ours, params)
-        u_theirs, s_theirs = theirs.update(params, s_theirs, params)
-        chex.assert_trees_all_close(u_ours, u_theirs, rtol=1e-6)
+        with jax.numpy_dtype_promotion("standard"):  # optax's Adam needs it
+            u_theirs, s_theirs = theirs.update(params, s_theirs, params)
+        chex.assert_trees_all_close(u_ours, u_theirs, rtol=1e-5)  # float32 rounding
     with pytest.raises(ValueError, match="learning_rate must be"):
         gt.adam(jnp.asarray(-1.0))
     with pytest.raises(ValueError, match="learning_rate must be"):

@@ -30,6 +30,7 @@ from tests.validation_domains import (
     Func,
     Int,
     Key,
+    LearningRate,
     Map,
     Real,
     Seq,
@@ -88,7 +89,7 @@ NAMES |= {
     "FINITE_OR_NONE": Real(none=True),
     "MOMENTUM": Real(0.0, 1.0, (True, False), none=True),
     "SIGMA": Real(0.0, INF, (True, False), schedule=True),
-    "LBFGS_RATE": Real(0.0, none=True, schedule=True),
+    "LBFGS_RATE": LearningRate(Real(0.0, none=True, schedule=True)),
     "UP_TO_INF": Real(0.0, INF, (False, True)),  # > 0, inf allowed
     "STEP_OR_NONE": Real(0.0, INF, (False, True), none=True),
     "NONNEG_OR_NONE": Real(0.0, INF, (True, False), none=True),
