@@ -291,12 +291,13 @@ gt.tuning.integer dim low=0 high=10 low:LOW_INT high:HIGH_INT
 gt.tuning.log_uniform dim low=1e-3 high=1.0 low:LOG_LOW high:LOG_HIGH
 gt.tuning.make_train_fn - problem=PROBLEM optimizer=SGD_FACTORY
     hyperparams=HYPERPARAMS num_epochs=1 num_epochs:POSINT
-    batch_size:BATCH_OR_NONE TRAIN
+    batch_size:BATCH_OR_NONE eval_every:POSINT_OR_NONE TRAIN -num_steps
 gt.tuning.random value space=SPACE n=2 key=KEY n:POSINT key:KEY_ONLY eager -space
 gt.tuning.sweeper - problem=PROBLEM space=SPACE optimizer=SGD_FACTORY
     hyperparams=HYPERPARAMS num_epochs=1 key=KEY num_epochs:POSINT
     batch_size:BATCH_OR_NONE key:KEY_ONLY same_key:FLAG
-    chunk_size:POSINT_OR_NONE keep_params:FLAG TRAIN -space -static_dims
+    chunk_size:POSINT_OR_NONE keep_params:FLAG eval_every:POSINT_OR_NONE
+    seeds:POSINT_OR_NONE TRAIN -space -static_dims -num_steps
 gt.tuning.uniform dim low=0.0 high=1.0 low:UNIFORM_LOW high:UNIFORM_HIGH
 gt.models.CNN cnn channels=(2,) num_classes:POSINT in_features:POSINT
     channels:CHANNELS kernel_size:POSINT MODEL eager
@@ -329,6 +330,7 @@ NOT_CONSTRUCTORS = {
     "gt.tuning.best_so_far": "maths on given values",
     "gt.tuning.decode": "converts given configurations",
     "gt.tuning.encode": "converts given trials",
+    "gt.tuning.mean_ci": "maths on given values",
     "gt.tuning.sweep": "runs a sweep; its keywords are sweeper's, checked there",
     "gt.tuning.tpe_search": "runs a search",
     "gt.models.cross_entropy": "a loss",

@@ -39,6 +39,7 @@ from gradtransforms.tuning.space import (
     log_uniform,
     uniform,
 )
+from gradtransforms.tuning.stats import mean_ci
 from gradtransforms.tuning.sweeps import sweep, sweeper
 from gradtransforms.tuning.tpe import SearchResult, tpe_search
 from gradtransforms.tuning.trainer import Problem, make_train_fn
@@ -59,6 +60,7 @@ __all__ = [
     "integer",
     "log_uniform",
     "make_train_fn",
+    "mean_ci",
     "random",
     "sweep",
     "sweeper",

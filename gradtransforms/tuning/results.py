@@ -6,6 +6,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from gradtransforms.tuning.stats import mean_ci
+
 __all__ = ["SweepResult", "as_costs", "best_so_far"]
 
 
@@ -25,17 +27,49 @@ class SweepResult(NamedTuple):
     size, and for the shared initial parameters and minibatch orders)."""
     run_seconds: float
     """Seconds spent training, after compilation."""
+    eval_steps: np.ndarray | None = None
+    """The step count at each evaluation, shape `(T,)`."""
+    model_state: Any = None
+    """With `keep_params` and a model with state, its final state, stacked
+    like `params`; else None."""
+    seeds: int | None = None
+    """The number of seeds, or None when the results have no seeds axis."""
 
     @property
     def final(self) -> dict[str, np.ndarray]:
-        """Each metric after the last epoch, shape `(n,)`."""
-        return {k: v[:, -1] for k, v in self.metrics.items()}
+        """Each metric at the last evaluation, shape `(n,)` (or `(n, seeds)`)."""
+        return {k: v[..., -1] for k, v in self.metrics.items()}
 
-    def best(self, metric: str, direction: str = "minimize") -> int:
-        """Index of the configuration with the best final `metric` (NaN is worst)."""
+    def _final(self, metric: str) -> np.ndarray:
         if metric not in self.metrics:
             raise KeyError(f"metric {metric!r} not in {sorted(self.metrics)}.")
-        return int(np.argmin(as_costs(self.final[metric], direction)))
+        return self.final[metric]
+
+    def best(self, metric: str, direction: str = "minimize") -> int:
+        """Index of the configuration with the best final `metric` (NaN is worst).
+
+        With seeds, the best mean over the seeds (a seed's NaN makes the mean
+        NaN).
+        """
+        values = self._final(metric)
+        if self.seeds is not None:
+            values = values.mean(axis=1)
+        return int(np.argmin(as_costs(values, direction)))
+
+    def mean_ci(
+        self, metric: str, confidence: float = 0.95
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each configuration's mean final `metric` over the seeds, and its CI.
+
+        Returns `(mean, half_width)` of shape `(n,)`: the interval is
+        `mean ± half_width` (Student's t, see `gt.tuning.mean_ci`). Needs
+        `sweep(..., seeds=k)` with $k \\ge 2$.
+        """
+        if self.seeds is None:
+            raise ValueError(
+                "mean_ci needs results over seeds: sweep(..., seeds=k), k >= 2."
+            )
+        return mean_ci(self._final(metric), axis=1, confidence=confidence)
 
 
 def as_costs(values: Any, direction: str) -> np.ndarray:

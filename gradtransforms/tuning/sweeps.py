@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtransforms.base import GradientTransformation
+from gradtransforms.tuning.problem import check_problem
+from gradtransforms.tuning.programs import Collected, Programs
 from gradtransforms.tuning.results import SweepResult
 from gradtransforms.tuning.samplers import decode
 from gradtransforms.tuning.space import (
@@ -27,7 +29,6 @@ from gradtransforms.tuning.space import (
 from gradtransforms.tuning.trainer import (
     HyperparamSource,
     Problem,
-    Trainer,
     TrainSettings,
     build_trainer,
 )
@@ -48,6 +49,7 @@ class SweepSettings:
     chunk_size: int | None = None
     static_dims: Iterable[str] = ()
     keep_params: bool = False
+    seeds: int | None = None
 
     @classmethod
     def from_keywords(cls, space: dict[str, Dimension], **keywords: Any):
@@ -64,6 +66,8 @@ class SweepSettings:
         check_bool("keep_params", self.keep_params)
         if self.chunk_size is not None:
             check_positive_int("chunk_size", self.chunk_size)
+        if self.seeds is not None:
+            check_positive_int("seeds", self.seeds)
         for arg, source in self.train.hyperparams.items():
             if isinstance(source, str) and source not in space:
                 raise ValueError(
@@ -108,46 +112,6 @@ def _traced_values(space: dict[str, Dimension], configs: Mapping, rows: np.ndarr
     return out
 
 
-class _Programs:
-    """A sweeper's compiled programs and shared inputs, kept between calls."""
-
-    def __init__(self, trainer: Trainer, settings: SweepSettings, data: tuple):
-        self.trainer, self.settings, self.data = trainer, settings, data
-        self.compiled: dict[tuple, Any] = {}  # (static values, size) -> executable
-        self.shared: tuple[Any, Any] | None = None  # same_key: params, orders
-
-    def inputs(self, rows: np.ndarray) -> tuple[Any, jax.Array]:
-        """The initial parameters and minibatch orders of the runs `rows`."""
-        trainer, key = self.trainer, self.settings.key
-        if self.settings.same_key:
-            if self.shared is None:
-                # Outside the training program: computed once, and an eager
-                # init_fn needs no compilation.
-                self.shared = (trainer.init(key), trainer.orders(key))
-            return self.shared
-        keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.asarray(rows))
-        if ("random", len(rows)) not in self.compiled:
-            self.compiled["random", len(rows)] = jax.jit(
-                jax.vmap(lambda k: (trainer.init(k), trainer.orders(k)))
-            )
-        return self.compiled["random", len(rows)](keys)
-
-    def program(self, key: tuple, args: tuple) -> tuple[Any, bool]:
-        """The executable for `key = (static values, chunk size)`; True if new."""
-        if key in self.compiled:
-            return self.compiled[key], False
-        fixed, keep = dict(key[0]), self.settings.keep_params
-        axis = None if self.settings.same_key else 0
-
-        def one(values, params, orders, td, vd):
-            m, p = self.trainer.run({**values, **fixed}, params, orders, td, vd)
-            return (m, p) if keep else (m, None)
-
-        vmapped = jax.vmap(one, in_axes=(0, axis, axis, None, None))
-        self.compiled[key] = jax.jit(vmapped).lower(*args).compile()
-        return self.compiled[key], True
-
-
 def _groups(space: dict[str, Dimension], static: list[str], configs, n: int):
     """Row indices by the Python values of the static dimensions, in order."""
     if not static:
@@ -160,28 +124,6 @@ def _groups(space: dict[str, Dimension], static: list[str], configs, n: int):
     return groups
 
 
-class _Collected:
-    """Per-configuration metrics and parameters, filled chunk by chunk."""
-
-    def __init__(self, n: int, keep_params: bool):
-        self.n, self.keep_params = n, keep_params
-        self.metrics: dict[str, np.ndarray] = {}
-        self.params: list[Any] = [None] * n if keep_params else []
-
-    def add(self, rows: np.ndarray, metrics: dict, params: Any) -> None:
-        for name, curve in metrics.items():
-            if name not in self.metrics:
-                self.metrics[name] = np.empty((self.n, *curve.shape[1:]), curve.dtype)
-            self.metrics[name][rows] = curve[: len(rows)]
-        for j, i in enumerate(rows if self.keep_params else ()):
-            self.params[i] = jax.tree.map(lambda x, j=j: x[j], params)
-
-    def stacked_params(self) -> Any:
-        if not self.keep_params:
-            return None
-        return jax.tree.map(lambda *xs: np.stack(xs), *self.params)
-
-
 def sweeper(
     problem: Problem,
     space: Space,
@@ -191,13 +133,16 @@ def sweeper(
     optimizer_kwargs: Mapping[str, Any] | None = None,
     static_args: Iterable[str] = (),
     init_scale: str | None = None,
-    num_epochs: int,
+    num_epochs: int | None = None,
     batch_size: int | None = None,
+    num_steps: int | None = None,
+    eval_every: int | None = None,
     key: jax.Array,
     same_key: bool = True,
     chunk_size: int | None = None,
     static_dims: Iterable[str] = (),
     keep_params: bool = False,
+    seeds: int | None = None,
 ) -> Callable[[Mapping[str, Any]], SweepResult]:
     """`sweep` with its settings fixed: call it on batch after batch, compiling once.
 
@@ -216,41 +161,64 @@ def sweeper(
     trainer = build_trainer(problem, settings.train)
     data = (
         jax.tree.map(jnp.asarray, problem.train_data),
-        jax.tree.map(jnp.asarray, problem.valid_data),
+        jax.tree.map(jnp.asarray, check_problem(problem)),
     )
     static = settings.static_names(space)
     vectorised = {k: d for k, d in space.items() if k not in static}
-    programs = _Programs(trainer, settings, data)
+    programs = Programs(trainer, settings.key, settings.seeds, settings.same_key)
 
     def run(configs: Mapping[str, Any]) -> SweepResult:
         n = num_configs(space, configs)
-        collected = _Collected(n, settings.keep_params)
+        collected = Collected(n, settings.keep_params)
         compile_seconds = run_seconds = 0.0
         for signature, members in _groups(space, static, configs, n).items():
-            size = min(settings.chunk_size or len(members), len(members))
+            # Every chunk of a group has the same width, padded if need be, so
+            # that a run's arithmetic never depends on its neighbours.
+            size = settings.chunk_size or len(members)
             for start in range(0, len(members), size):
                 rows = np.asarray(members[start : start + size])
                 padded = np.concatenate([rows, np.repeat(rows[-1:], size - len(rows))])
                 tic = time.perf_counter()
-                params, orders = programs.inputs(padded)
+                init, orders = programs.inputs(padded)
                 values = _traced_values(vectorised, configs, padded)
-                args = (values, params, orders, *data)
-                executable, compiled = programs.program((signature, size), args)
+                args = (values, init, orders, *data)
+                executable, compiled = programs.program(
+                    (signature, size), args, settings.keep_params
+                )
                 if compiled:
                     compile_seconds += time.perf_counter() - tic
                     tic = time.perf_counter()
-                chunk_metrics, chunk_params = jax.device_get(executable(*args))
+                chunk_metrics, chunk_finals = jax.device_get(executable(*args))
                 run_seconds += time.perf_counter() - tic
-                collected.add(rows, chunk_metrics, chunk_params)
-        return SweepResult(
-            configs={k: np.asarray(v) for k, v in configs.items()},
-            metrics=collected.metrics,
-            params=collected.stacked_params(),
+                collected.add(rows, chunk_metrics, chunk_finals)
+        result = _result(configs, collected, settings.seeds, problem.has_state)
+        return result._replace(
+            eval_steps=trainer.budget.eval_steps,
             compile_seconds=compile_seconds,
             run_seconds=run_seconds,
         )
 
     return run
+
+
+def _result(
+    configs: Mapping[str, Any], collected: Collected, seeds: int | None, stateful: bool
+) -> SweepResult:
+    """The collected runs as a `SweepResult`; no seeds axis unless `seeds` was given."""
+    metrics = collected.metrics
+    params, state = collected.stacked()
+    if seeds is None:  # drop the seeds axis of length 1
+        metrics = {k: v[:, 0] for k, v in metrics.items()}
+        params, state = jax.tree.map(lambda x: x[:, 0], (params, state))
+    return SweepResult(
+        configs={k: np.asarray(v) for k, v in configs.items()},
+        metrics=metrics,
+        params=params,
+        compile_seconds=0.0,
+        run_seconds=0.0,
+        model_state=state if stateful else None,
+        seeds=seeds,
+    )
 
 
 def sweep(
@@ -263,13 +231,16 @@ def sweep(
     optimizer_kwargs: Mapping[str, Any] | None = None,
     static_args: Iterable[str] = (),
     init_scale: str | None = None,
-    num_epochs: int,
+    num_epochs: int | None = None,
     batch_size: int | None = None,
+    num_steps: int | None = None,
+    eval_every: int | None = None,
     key: jax.Array,
     same_key: bool = True,
     chunk_size: int | None = None,
     static_dims: Iterable[str] = (),
     keep_params: bool = False,
+    seeds: int | None = None,
 ) -> SweepResult:
     """Train every configuration of a batch, vectorised with `jax.vmap`.
 
@@ -286,9 +257,21 @@ def sweep(
     random numbers), so they differ only in their hyperparameters; with
     `False`, the configuration in row $i$ uses `jax.random.fold_in(key, i)`.
 
+    `seeds=k` trains every configuration under $k$ seeds in the same
+    program (a second `vmap`): seed $s$ uses the key
+    `jax.random.fold_in(key, s)` in place of `key` above, so under
+    `same_key` the configurations share each seed's initial values and
+    minibatch orders. The metrics then have a seeds axis, and
+    `SweepResult.mean_ci` gives each configuration's mean over the seeds
+    with a 95% confidence interval.
+
     `chunk_size` bounds memory: configurations are trained `chunk_size` at a
-    time (the last chunk padded) by one program compiled once, and results
-    are moved to the host after each chunk. Dimensions in `static_dims`, and
+    time by one program compiled once, every chunk padded to `chunk_size`,
+    and results are moved to the host after each chunk. A configuration's
+    result depends only on its own values and the width of the program
+    that trains it, never on the other configurations in its chunk; with
+    `chunk_size` fixed it is the same bits whatever else is swept (see the
+    tuning guide, "Reproducibility"). Dimensions in `static_dims`, and
     choices whose values are not all numbers, are *static*: configurations
     are grouped by their Python values, one compiled program per group, and
     the values reach the optimizer factory unchanged (list an integer one in
@@ -308,17 +291,24 @@ def sweep(
       static_args: optimizer arguments passed unchanged rather than as
         hyperparameter arrays (see `inject_hyperparams`).
       init_scale: the name of the dimension that scales the initial weights.
-      num_epochs: passes over the training set, >= 1.
+      num_epochs: passes over the training set, >= 1; or give `num_steps`.
       batch_size: examples per step, or None for full-batch steps.
+      num_steps: minibatch steps per run, >= 1, instead of `num_epochs`.
+      eval_every: steps between evaluations (default: one epoch's; at most
+        the budget); the last step is always evaluated.
       key: a PRNG key for the initial parameters and minibatch orders.
       same_key: share `key` between configurations (see above).
-      chunk_size: train at most this many configurations at once (None: all).
+      chunk_size: train this many configurations at once (None: all).
       static_dims: integer or choice dimensions to treat as static.
-      keep_params: also return the final parameters of every configuration.
+      keep_params: also return the final parameters (and model state) of
+        every run.
+      seeds: train every configuration under this many seeds (None: one,
+        with no seeds axis).
 
     Returns:
-      A `SweepResult`: `metrics[name]` of shape `(n, num_epochs)`,
-      `final[name]` of shape `(n,)`, in the order of `configs`.
+      A `SweepResult` in the order of `configs`: `metrics[name]` of shape
+      `(n, T)` for $T$ evaluations (`(n, seeds, T)` with `seeds`), at the
+      steps `eval_steps`; `final[name]` of shape `(n,)` (or `(n, seeds)`).
 
     Examples:
       >>> import jax, jax.numpy as jnp, gradtransforms as gt

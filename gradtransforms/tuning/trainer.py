@@ -9,13 +9,16 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gradtransforms.base import GradientTransformation, apply_updates
 from gradtransforms.injection import inject_hyperparams
 from gradtransforms.training.batches import count_examples, epoch_indices
+from gradtransforms.tuning.problem import Problem, check_problem, objective
 from gradtransforms.validation import check_positive_int
 
 __all__ = [
+    "Budget",
     "HyperparamSource",
     "Problem",
     "TrainSettings",
@@ -24,41 +27,6 @@ __all__ = [
     "check_hyperparams",
     "make_train_fn",
 ]
-
-
-class Problem(NamedTuple):
-    """What `sweep` trains: initial parameters, a loss, and the data."""
-
-    init_fn: Callable[[jax.Array], Any]
-    """`init_fn(key) -> params`: the initial parameters (any pytree). Traced
-    under `jit`/`vmap`, or called once outside them when runs share a key."""
-    loss_fn: Callable[[Any, Any], jax.Array]
-    """`loss_fn(params, batch) -> scalar`: the mean loss of a batch, a pytree
-    like `train_data` with `batch_size` examples."""
-    train_data: Any
-    """A pytree of arrays sharing their leading (example) axis."""
-    valid_data: Any = None
-    """Optional: the same for the validation set, evaluated after each epoch."""
-    metrics_fn: Callable[[Any, Any], Mapping[str, jax.Array]] | None = None
-    """Optional: `metrics_fn(params, batch) -> {name: scalar}` on the
-    validation set (default `{"loss": loss_fn(params, batch)}`)."""
-
-
-def _check_problem(problem: Any) -> None:
-    if not isinstance(problem, Problem):
-        raise TypeError(
-            f"problem must be a gradtransforms.tuning.Problem; got {problem!r}."
-        )
-    for name in ("init_fn", "loss_fn"):
-        if not callable(getattr(problem, name)):
-            raise TypeError(f"problem.{name} must be callable.")
-    if problem.metrics_fn is not None and not callable(problem.metrics_fn):
-        raise TypeError("problem.metrics_fn must be callable or None.")
-    if problem.metrics_fn is not None and problem.valid_data is None:
-        raise ValueError("problem.metrics_fn needs problem.valid_data.")
-    count_examples(problem.train_data)
-    if problem.valid_data is not None:
-        count_examples(problem.valid_data)
 
 
 HyperparamSource = str | Callable[[Mapping[str, Any]], Any]
@@ -122,10 +90,39 @@ def _batch_orders(
     )(keys)
 
 
+class Budget(NamedTuple):
+    """How long a run trains and when it is scored, in minibatch steps."""
+
+    num_steps: int  # steps in all
+    eval_every: int  # steps between evaluations
+    steps_per_epoch: int
+
+    @property
+    def eval_steps(self) -> np.ndarray:
+        """The step count at each evaluation: every `eval_every`, and the last."""
+        steps = np.arange(self.eval_every, self.num_steps + 1, self.eval_every)
+        if self.num_steps % self.eval_every:
+            steps = np.append(steps, self.num_steps)
+        return steps
+
+    def split(self, orders: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """`(num_epochs, steps, B)` orders -> whole periods and the remainder.
+
+        The periods `(n, eval_every, B)` are scanned with an evaluation after
+        each; the remainder `(r, B)`, `r < eval_every`, is one more (shorter)
+        period when `r > 0`.
+        """
+        flat = orders.reshape(-1, orders.shape[-1])[: self.num_steps]
+        whole = self.num_steps - self.num_steps % self.eval_every
+        periods = flat[:whole].reshape(-1, self.eval_every, flat.shape[-1])
+        return periods, flat[whole:]
+
+
 class Trainer(NamedTuple):
-    init: Callable[[jax.Array], Any]
-    orders: Callable[[jax.Array], jax.Array]
-    run: Callable[..., tuple[dict[str, jax.Array], Any]]
+    init: Callable[[jax.Array], tuple[Any, Any]]  # key -> (params, state)
+    orders: Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+    run: Callable[..., tuple[dict[str, jax.Array], Any, Any]]
+    budget: Budget
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,8 +138,10 @@ class TrainSettings:
     optimizer_kwargs: Mapping[str, Any] | None = None
     static_args: Iterable[str] = ()
     init_scale: str | None = None
-    num_epochs: int = 1
+    num_epochs: int | None = None
     batch_size: int | None = None
+    num_steps: int | None = None
+    eval_every: int | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.optimizer):
@@ -163,9 +162,15 @@ class TrainSettings:
                 "init_scale must be a configuration name or None; got "
                 f"{self.init_scale!r}."
             )
-        check_positive_int("num_epochs", self.num_epochs)
-        if self.batch_size is not None:
-            check_positive_int("batch_size", self.batch_size)
+        if (self.num_epochs is None) == (self.num_steps is None):
+            raise TypeError(
+                "give the budget as exactly one of num_epochs (passes over the "
+                "training set) and num_steps (minibatch steps); got "
+                f"num_epochs={self.num_epochs!r}, num_steps={self.num_steps!r}."
+            )
+        for name in ("num_epochs", "num_steps", "batch_size", "eval_every"):
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
         # Normalised forms, so that later code reads one shape of each.
         object.__setattr__(self, "hyperparams", spec)
         object.__setattr__(self, "optimizer_kwargs", fixed)
@@ -185,6 +190,17 @@ def _batching(problem: Problem, settings: TrainSettings) -> tuple[int, int, bool
     return num_examples, settings.batch_size, True
 
 
+def _budget(settings: TrainSettings, steps_per_epoch: int) -> Budget:
+    """The settings' budget in steps; by default scored after each epoch."""
+    if settings.num_epochs is not None:
+        num_steps = settings.num_epochs * steps_per_epoch
+    else:
+        assert settings.num_steps is not None  # one of the two, checked
+        num_steps = settings.num_steps
+    every = min(settings.eval_every or steps_per_epoch, num_steps)
+    return Budget(num_steps, every, steps_per_epoch)
+
+
 def _optimizer_for(settings: TrainSettings, inject: Callable, config: Mapping):
     """The injected optimizer of one configuration."""
     assert settings.optimizer_kwargs is not None  # a dict after __post_init__
@@ -198,62 +214,73 @@ def _optimizer_for(settings: TrainSettings, inject: Callable, config: Mapping):
     return inject(**kwargs)
 
 
-def _validation_metrics(problem: Problem, params: Any, valid_data: Any) -> dict:
-    """`{"valid_<name>": value}` of `problem.metrics_fn` (default: the loss)."""
-    metrics_fn = problem.metrics_fn or (lambda p, b: {"loss": problem.loss_fn(p, b)})
-    values = metrics_fn(params, valid_data)
-    if not isinstance(values, Mapping):
-        raise TypeError(
-            "problem.metrics_fn must return a dict {name: scalar}; got "
-            f"{type(values).__name__}."
-        )
-    return {f"valid_{k}": v for k, v in values.items()}
+def _evaluation(metrics_fn: Callable) -> Callable:
+    """`evaluate(params, state, eval_sets) -> {"<set>_<name>": value}`."""
+
+    def evaluate(params: Any, state: Any, eval_sets: Mapping[str, Any]) -> dict:
+        out = {}
+        for set_name, data in eval_sets.items():
+            values = metrics_fn(params, state, data)
+            if not isinstance(values, Mapping):
+                raise TypeError(
+                    "problem.metrics_fn must return a dict {name: scalar}; got "
+                    f"{type(values).__name__}."
+                )
+            out.update({f"{set_name}_{k}": v for k, v in values.items()})
+        return out
+
+    return evaluate
 
 
 def build_trainer(problem: Problem, settings: TrainSettings) -> Trainer:
     """Validate the problem once; return the pieces of a training run."""
-    _check_problem(problem)
+    check_problem(problem)
     num_examples, batch_size, shuffle = _batching(problem, settings)
+    budget = _budget(settings, num_examples // batch_size)
+    num_epochs = -(-budget.num_steps // budget.steps_per_epoch)
     inject = inject_hyperparams(settings.optimizer, static_args=settings.static_args)
-    grad_fn = jax.value_and_grad(problem.loss_fn)
-    has_valid = problem.valid_data is not None
+    fns = objective(problem)
+    grad_fn = jax.value_and_grad(fns.loss, has_aux=True)
+    evaluate = _evaluation(fns.metrics)
 
     def init(key):
-        """The initial parameters of a run with this key."""
-        return problem.init_fn(jax.random.split(key)[0])
+        """The initial parameters and model state of a run with this key."""
+        return fns.init(jax.random.split(key)[0])
 
     def orders(key):
-        """The minibatch indices of a run with this key, `(epochs, steps, B)`."""
-        return _batch_orders(
-            key, num_examples, batch_size, settings.num_epochs, shuffle
-        )
+        """The minibatch indices of a run: whole evaluation periods, remainder."""
+        orders = _batch_orders(key, num_examples, batch_size, num_epochs, shuffle)
+        return budget.split(orders)
 
-    def run(config, params, orders, train_data, valid_data):
-        """One run from its initial parameters and minibatch orders."""
+    def run(config, params, state, orders, train_data, eval_sets):
+        """One run from its initial values and minibatch orders."""
         if settings.init_scale is not None:
             scale = _lookup(config, settings.init_scale, "init_scale")
             params = _scale_weights(params, scale)
         tx = _optimizer_for(settings, inject, config)
 
         def step(carry, idx):
-            params, opt_state = carry
+            params, state, opt_state = carry
             batch = jax.tree.map(lambda x: x[idx], train_data)
-            loss, grads = grad_fn(params, batch)
+            (loss, state), grads = grad_fn(params, state, batch)
             updates, opt_state = tx.update(grads, opt_state, params)
-            return (apply_updates(params, updates), opt_state), loss
+            return (apply_updates(params, updates), state, opt_state), loss
 
-        def epoch(carry, idx):
+        def period(carry, idx):
             carry, losses = jax.lax.scan(step, carry, idx)
             out = {"train_loss": jnp.mean(losses)}
-            if has_valid:
-                out.update(_validation_metrics(problem, carry[0], valid_data))
-            return carry, out
+            return carry, {**out, **evaluate(carry[0], carry[1], eval_sets)}
 
-        carry = (params, tx.init(params))
-        (params, _), metrics = jax.lax.scan(epoch, carry, orders)
-        return metrics, params
+        periods, remainder = orders
+        carry, metrics = jax.lax.scan(period, (params, state, tx.init(params)), periods)
+        if remainder.shape[0]:  # the budget is not a multiple of eval_every
+            carry, last = period(carry, remainder)
+            metrics = jax.tree.map(
+                lambda m, x: jnp.concatenate([m, x[None]]), metrics, last
+            )
+        return metrics, carry[0], carry[1]
 
-    return Trainer(init, orders, run)
+    return Trainer(init, orders, run, budget)
 
 
 def make_train_fn(
@@ -264,8 +291,10 @@ def make_train_fn(
     optimizer_kwargs: Mapping[str, Any] | None = None,
     static_args: Iterable[str] = (),
     init_scale: str | None = None,
-    num_epochs: int,
+    num_epochs: int | None = None,
     batch_size: int | None = None,
+    num_steps: int | None = None,
+    eval_every: int | None = None,
 ) -> Callable[[Mapping[str, Any], jax.Array], tuple[dict[str, jax.Array], Any]]:
     """One training run as a pure function of a configuration: `vmap` it.
 
@@ -283,14 +312,20 @@ def make_train_fn(
        `source(config)` (a function: e.g. a schedule built from the
        configuration, `lambda h: gt.linear_decay_schedule(h["lr"],
        h["lr"] / 100, steps)`);
-    3. `num_epochs` epochs of minibatch steps
-       $\\theta \\leftarrow \\theta + u(\\nabla L_B(\\theta); h)$, each epoch one
-       `lax.scan` over a fresh permutation (`gt.training.epoch_indices`,
-       dropping the last incomplete batch; the full training set per step if
-       `batch_size` is None);
-    4. after each epoch, the mean minibatch loss and `problem.metrics_fn` on
-       the validation set.
+    3. $T$ minibatch steps
+       $\\theta \\leftarrow \\theta + u(\\nabla L_B(\\theta); h)$, $T$ =
+       `num_epochs` times the steps per epoch, or `num_steps`; each epoch
+       draws a fresh permutation (`gt.training.epoch_indices`, dropping the
+       last incomplete batch; the full training set per step if
+       `batch_size` is None), and a budget in steps that ends inside an
+       epoch stops there;
+    4. every `eval_every` steps (default: each epoch) and after the last
+       step, the mean minibatch loss since the previous evaluation and
+       `problem.metrics_fn` on every evaluation set.
 
+    With model state (`problem.has_state`), the state starts from
+    `problem.init_fn` in every run, the loss updates it at each step, and the
+    metrics read it; `train_fn` then returns `(metrics, (params, state))`.
     `k_0` and the minibatch orders come from `key`.
 
     Args:
@@ -302,13 +337,17 @@ def make_train_fn(
       static_args: arguments passed to `optimizer` unchanged rather than as
         hyperparameter arrays (see `inject_hyperparams`).
       init_scale: the configuration name of the initial weight scale $s$.
-      num_epochs: passes over the training set, >= 1.
+      num_epochs: passes over the training set, >= 1; or give `num_steps`.
       batch_size: examples per step, or None for full-batch steps.
+      num_steps: minibatch steps in all, >= 1, instead of `num_epochs`.
+      eval_every: steps between evaluations, >= 1 (default: one epoch's; at
+        most `num_steps`).
 
     Returns:
       `train_fn(config, key)` returning `(metrics, params)`: `metrics` a dict
-      of per-epoch curves of shape `(num_epochs,)` (`"train_loss"`, then
-      `"valid_<name>"` for each validation metric) and the final parameters.
+      of curves with one entry per evaluation (`"train_loss"`, then
+      `"<set>_<name>"` for each metric of each evaluation set, e.g.
+      `"valid_loss"`) and the final parameters.
     """
     settings = TrainSettings(
         optimizer=optimizer,
@@ -318,13 +357,18 @@ def make_train_fn(
         init_scale=init_scale,
         num_epochs=num_epochs,
         batch_size=batch_size,
+        num_steps=num_steps,
+        eval_every=eval_every,
     )
     trainer = build_trainer(problem, settings)
     train_data = jax.tree.map(jnp.asarray, problem.train_data)
-    valid_data = jax.tree.map(jnp.asarray, problem.valid_data)
+    eval_sets = jax.tree.map(jnp.asarray, check_problem(problem))
 
     def train_fn(config, key):
-        params, orders = trainer.init(key), trainer.orders(key)
-        return trainer.run(config, params, orders, train_data, valid_data)
+        (params, state), orders = trainer.init(key), trainer.orders(key)
+        metrics, params, state = trainer.run(
+            config, params, state, orders, train_data, eval_sets
+        )
+        return metrics, ((params, state) if problem.has_state else params)
 
     return train_fn
