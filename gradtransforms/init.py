@@ -16,8 +16,10 @@ a normal truncated at two standard deviations and rescaled so that the variance
 is still the nominal one ($2/m$ for He); use `variance_scaling(2.0, "fan_in",
 "normal")` for an untruncated Gaussian.
 
-Added here: `fan_in_uniform`, `sparse` (Martens, 2010), `orthogonal` with a gain
-given as a number or a nonlinearity's name (Saxe et al., 2013), `calculate_gain`,
+Added here: `fan_in_uniform` and `fan_in_bias_uniform` (from
+`gradtransforms.fan_in`: with both, PyTorch's default Linear/Conv
+initialisation), `sparse` (Martens, 2010), `orthogonal` with a gain given as a
+number or a nonlinearity's name (Saxe et al., 2013), `calculate_gain`,
 `output_bias_from_marginals`, and `lsuv`, the data-driven layer-sequential
 unit-variance scaling of Mishkin & Matas (2015).
 
@@ -43,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.nn.initializers import Initializer, ones, zeros
 
+from gradtransforms.fan_in import fan_in_bias_uniform, fan_in_uniform
 from gradtransforms.nnx import LSUVLayer, lsuv
 from gradtransforms.validation import (
     check_choice,
@@ -61,6 +64,7 @@ __all__ = [
     "calculate_gain",
     "constant",
     "delta_orthogonal",
+    "fan_in_bias_uniform",
     "fan_in_uniform",
     "glorot_normal",
     "glorot_uniform",
@@ -144,29 +148,6 @@ def _kernel_shape(shape: Sequence[int]) -> tuple[int, ...]:
         if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0:
             raise ValueError(f"shape must hold non-negative ints; got {shape!r}.")
     return shape
-
-
-def fan_in_uniform(dtype: Any = jnp.float32) -> Initializer:
-    """Fan-in uniform initialiser: $W_{ij} \\sim U(-1/\\sqrt{m}, 1/\\sqrt{m})$.
-
-    The textbook's first heuristic (§8.4), with $m$ the fan-in; the variance is
-    $1/(3m)$. It is `variance_scaling(1/3, "fan_in", "uniform")` of
-    `jax.nn.initializers` (whose bound is $\\sqrt{3 s / m}$), re-used here.
-
-    Args:
-      dtype: default dtype of the weights.
-
-    Returns:
-      An initialiser `init(key, shape, dtype=dtype)`; `shape` is `(..., in, out)`.
-
-    Examples:
-      >>> import jax
-      >>> w = fan_in_uniform()(jax.random.key(0), (100, 10))
-      >>> bool(abs(w).max() <= 0.1)
-      True
-    """
-    check_float_dtype("dtype", dtype)
-    return variance_scaling(1.0 / 3.0, "fan_in", "uniform", dtype=dtype)
 
 
 def sparse(

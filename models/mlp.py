@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from gradtransforms.fan_in import resolve
 from gradtransforms.models.options import check_features, check_layer_options
 
 __all__ = ["MLP"]
@@ -37,6 +38,7 @@ class MLP(nnx.Module):
       kernel_init: initialiser of every kernel, `(key, shape, dtype)`; default
         He normal (suits ReLU; see `gradtransforms.init`).
       bias_init: initialiser of the biases; default zeros.
+        `gradtransforms.init.fan_in_bias_uniform()` gets each layer's fan-in.
       activation: the hidden nonlinearity $f$.
       batch_norm_momentum: $\\rho \\in [0, 1)$ of the running averages.
       batch_norm_epsilon: $\\delta > 0$.
@@ -88,7 +90,7 @@ class MLP(nnx.Module):
                     features[i + 1],
                     use_bias=not (self.batch_norm and i < n - 1),
                     kernel_init=kernel_init,
-                    bias_init=bias_init,
+                    bias_init=resolve(bias_init, features[i]),
                     dtype=dtype,
                     param_dtype=param_dtype,
                     rngs=rngs,

@@ -12,10 +12,11 @@ from gradtransforms.validation import (
     check_callable,
     check_float_dtype,
     check_positive,
+    check_positive_int,
     check_unit_interval,
 )
 
-__all__ = ["check_features", "check_layer_options"]
+__all__ = ["check_features", "check_layer_options", "check_per_block"]
 
 
 def check_features(name: str, features: Any, min_len: int) -> tuple[int, ...]:
@@ -34,6 +35,20 @@ def check_features(name: str, features: Any, min_len: int) -> tuple[int, ...]:
             f"{name} must have at least {min_len} entries; got {features!r}."
         )
     return tuple(int(f) for f in features)
+
+
+def check_per_block(name: str, value: Any, num_blocks: int) -> tuple[int, ...]:
+    """One int > 0 per block: `value` itself for every block, or one per block."""
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        check_positive_int(name, value)
+        return (int(value),) * num_blocks
+    values = check_features(name, value, min_len=1)
+    if len(values) != num_blocks:
+        raise ValueError(
+            f"{name} must be an int or hold one int per block ({num_blocks}, as "
+            f"many as channels); got {value!r}."
+        )
+    return values
 
 
 def check_layer_options(

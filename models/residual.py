@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from gradtransforms.fan_in import resolve
 from gradtransforms.models.options import check_layer_options
 from gradtransforms.validation import check_fraction, check_positive_int
 
@@ -63,6 +64,7 @@ class ResidualMLP(nnx.Module):
       kernel_init: initialiser of every kernel, `(key, shape, dtype)`; default
         He normal.
       bias_init: initialiser of the biases; default zeros.
+        `gradtransforms.init.fan_in_bias_uniform()` gets each layer's fan-in.
       activation: the nonlinearity $f$ of the blocks.
       batch_norm_momentum: $\\rho \\in [0, 1)$ of the running averages.
       batch_norm_epsilon: $\\delta > 0$.
@@ -122,7 +124,7 @@ class ResidualMLP(nnx.Module):
                 d_in,
                 d_out,
                 kernel_init=kernel_init,
-                bias_init=bias_init,
+                bias_init=resolve(bias_init, d_in),
                 dtype=dtype,
                 param_dtype=param_dtype,
                 rngs=rngs,

@@ -1,6 +1,8 @@
 """Tests for gradtransforms.init: initialiser statistics, gains, output biases.
 
-(LSUV, `init.lsuv`, lives in gradtransforms/nnx.py: tests/test_nnx.py.)
+(LSUV, `init.lsuv`, lives in gradtransforms/nnx.py: tests/test_nnx.py; the
+fan-in initialisers in gradtransforms/fan_in.py: tests/test_fan_in.py, which
+also checks that `gradtransforms.init` re-exports them.)
 
 Reference values are closed forms typed in from their definitions, NumPy
 computations, or SciPy quadrature; never the code under test.
@@ -71,27 +73,6 @@ def test_untruncated_he_via_variance_scaling():
     # A Gaussian has about 4.6% of its mass beyond 2 sigma; the truncated one none.
     frac = np.mean(np.abs(w) > 2 * math.sqrt(2.0 / M))
     assert 0.035 < frac < 0.057
-
-
-# --- fan-in uniform -----------------------------------------------------------
-
-
-@pytest.mark.parametrize(("shape", "fan_in"), [((M, N), M), ((3, 3, 16, 64), 144)])
-def test_fan_in_uniform_bound_and_variance(shape, fan_in):
-    w = sample(gi.fan_in_uniform(), shape)
-    bound = 1.0 / math.sqrt(fan_in)
-    assert np.abs(w).max() <= bound * (1 + 1e-6)
-    assert np.abs(w).max() > 0.98 * bound
-    # U(-a, a) has variance (2a)^2 / 12 = a^2 / 3.
-    np.testing.assert_allclose(w.var(), bound**2 / 3, rtol=0.05)
-
-
-def test_fan_in_uniform_dtype_and_jit():
-    init = jax.jit(gi.fan_in_uniform(), static_argnums=(1, 2))
-    w = init(KEY, (16, 4), jnp.bfloat16)
-    assert w.dtype == jnp.bfloat16
-    with pytest.raises(TypeError, match="dtype"):
-        gi.fan_in_uniform(jnp.int32)
 
 
 # --- sparse -------------------------------------------------------------------

@@ -37,7 +37,7 @@ LAYERS = {
         2,
     ),
     "optimizers": 3,
-    **dict.fromkeys("training tuning nnx init models problems".split(), 4),
+    **dict.fromkeys("training tuning nnx init fan_in models problems".split(), 4),
     "": 4,  # the package's __init__
 }
 

@@ -49,6 +49,21 @@ def _int_jax(v):
     return isinstance(v, jax.Array) and jnp.issubdtype(v.dtype, jnp.integer)
 
 
+class OneOrEach(Seq):
+    """One value for all (of `item`), or a list or tuple of them: a CNN's
+    per-block and per-axis sizes. A Seq: fuzzed like one, never probed."""
+
+    def allows(self, v):
+        return (
+            Seq.allows(self, v) if isinstance(v, list | tuple) else self.item.allows(v)
+        )
+
+
+class OneOrEachOrNone(OneOrEach):
+    def allows(self, v):
+        return True if v is None else OneOrEach.allows(self, v)
+
+
 NAMES = {k: v for k, v in vars(vd).items() if k.isupper()}
 NAMES |= {
     "gt": gt,
@@ -120,6 +135,12 @@ NAMES |= {
     "FLOAT": Dtype(optional=False),
     "FEATURES": Seq(Int(), 3, 2),
     "CHANNELS": Seq(Int(), 2),
+    # CNN(channels=(2,)): one block, two spatial axes
+    "PER_BLOCK": OneOrEach(Int(), 3, max_len=1),
+    "SPATIAL_SIZE": OneOrEachOrNone(Int(), 6, min_len=2, max_len=2),
+    "SPATIAL_DIMS": Int(1, 2),
+    "PADDING": Either(Int(0), Choice(("SAME", "VALID"))),
+    "HEAD": Choice(("mean", "flatten")),
     # as many as schedules, less one
     "BOUNDARIES": Seq(Int(), 5, max_len=1, arrays=True),
     "SCHEDULE_LIST": Seq(Func(SCHEDULE), SCHEDULE, 2, max_len=2),
@@ -264,6 +285,7 @@ gt.init.calculate_gain value nonlinearity="leaky_relu" nonlinearity:GAIN
     param:SLOPE
 gt.init.constant init value=0.5 value:FINITE dtype:INEXACT
 gt.init.delta_orthogonal - scale:NONNEG column_axis:AXIS dtype:INEXACT
+gt.init.fan_in_bias_uniform init fan_in=4 fan_in:POSINT_OR_NONE dtype:FLOAT
 gt.init.fan_in_uniform init dtype:FLOAT
 gt.init.glorot_normal init AXES3
 gt.init.glorot_uniform init AXES3
@@ -300,9 +322,14 @@ gt.tuning.sweeper - problem=PROBLEM space=SPACE optimizer=SGD_FACTORY
     seeds:POSINT_OR_NONE TRAIN -space -static_dims -num_steps
 gt.tuning.uniform dim low=0.0 high=1.0 low:UNIFORM_LOW high:UNIFORM_HIGH
 gt.models.CNN cnn channels=(2,) num_classes:POSINT in_features:POSINT
-    channels:CHANNELS kernel_size:POSINT MODEL eager
+    channels:CHANNELS kernel_size:PER_BLOCK bias_init:INIT_FN
+    spatial_dims:SPATIAL_DIMS strides:PER_BLOCK padding:PADDING max_pool:FLAG
+    head:HEAD input_size:SPATIAL_SIZE MODEL eager
 gt.models.DeepLinear model depth=2 width=3 depth:POSINT width:POSINT
     in_features:POSINT_OR_NONE kernel_init:INIT_FN use_bias:FLAG dtype:DT
+    param_dtype:FLOAT eager -rngs
+gt.models.LinearClassifier model in_features=3 in_features:POSINT
+    num_classes:POSINT kernel_init:INIT_FN bias_init:INIT_FN dtype:DT
     param_dtype:FLOAT eager -rngs
 gt.models.MLP model features=(3,2) features:FEATURES bias_init:INIT_FN MODEL eager
 gt.models.ResidualMLP model in_features=3 width=3 out_features=2 num_blocks=1

@@ -62,3 +62,9 @@ def assert_trains_under_nnx_optimizer(model, x, y):
     assert losses[-1] < 0.7 * losses[0]
     model.eval()
     assert float(cross_entropy(model(x), y)) < losses[0]
+
+
+def kernel_and_bias(layer) -> tuple[np.ndarray, np.ndarray]:
+    """A layer's kernel and bias as float64 NumPy arrays (it must have a bias)."""
+    assert layer.bias is not None
+    return f64(layer.kernel[...]), f64(layer.bias[...])

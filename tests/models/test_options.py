@@ -8,7 +8,11 @@ import pytest
 from flax import nnx
 
 from gradtransforms.models import CNN, MLP, DeepLinear
-from gradtransforms.models.options import check_features, check_layer_options
+from gradtransforms.models.options import (
+    check_features,
+    check_layer_options,
+    check_per_block,
+)
 from tests.models.reference import small_cnn
 
 
@@ -76,3 +80,27 @@ def test_check_layer_options_names_the_bad_option(options, match):
     check_layer_options(**valid)  # the valid options pass
     with pytest.raises((TypeError, ValueError), match=match):
         check_layer_options(**{**valid, **options})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(3, (3, 3)), (np.int64(2), (2, 2)), ([5, 3], (5, 3))]
+)
+def test_check_per_block_gives_one_int_per_block(value, expected):
+    sizes = check_per_block("kernel_size", value, 2)
+    assert sizes == expected and all(type(s) is int for s in sizes)
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        (0, ValueError, "int > 0"),
+        (2.0, TypeError, "int > 0"),
+        ("3", TypeError, "int > 0"),
+        ([3], ValueError, "one int per block \\(2"),
+        ([3, 3, 3], ValueError, "one int per block \\(2"),
+        ([3, 0], ValueError, "ints > 0"),
+    ],
+)
+def test_check_per_block_names_the_argument(value, error, match):
+    with pytest.raises(error, match=rf"strides .*{match}"):
+        check_per_block("strides", value, 2)
