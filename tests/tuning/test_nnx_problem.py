@@ -199,3 +199,54 @@ def test_from_nnx_bad_arguments():
         tu.Problem.from_nnx(_bn_mlp, None, train)
     with pytest.raises(TypeError, match="metrics_fn"):
         tu.Problem.from_nnx(_bn_mlp, _loss, train, valid, metrics_fn=3)
+
+
+def test_make_train_fn_with_state_unjitted_equals_the_sweep():
+    problem = _problem()
+    settings = dict(
+        optimizer=gt.adam, hyperparams={"learning_rate": "lr"}, num_epochs=3
+    )
+    train_fn = tu.make_train_fn(problem, **settings)
+    metrics, (params, state) = train_fn({"lr": jnp.asarray(0.01)}, KEY)  # no jit
+    swept = tu.sweep(
+        problem, SPACE, {"lr": jnp.asarray([0.01])}, key=KEY, keep_params=True,
+        **settings,
+    )  # fmt: skip
+    for name, curve in metrics.items():
+        np.testing.assert_allclose(swept.metrics[name][0], curve, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        swept.model_state["norms"][0]["var"][0], state["norms"][0]["var"], rtol=1e-5
+    )
+    assert params["linears"][0]["kernel"].shape == (64, 16)
+
+
+def test_bfloat16_parameters_keep_their_dtype_and_train():
+    train, valid = _digits()
+    problem = tu.Problem.from_nnx(
+        lambda rngs: MLP((64, 16, 10), param_dtype=jnp.bfloat16, rngs=rngs),
+        _loss,
+        train,
+        valid,
+        metrics_fn=_metrics,
+    )
+    # Standard promotion, a user's default: Flax's BatchNorm mixes bfloat16
+    # and float32, which the tests' strict promotion refuses.
+    with jax.numpy_dtype_promotion("standard"):
+        result = tu.sweep(
+            problem,
+            SPACE,
+            {"lr": jnp.asarray([0.03])},
+            optimizer=gt.adam,
+            hyperparams={"learning_rate": "lr"},
+            num_epochs=10,
+            key=KEY,
+            keep_params=True,
+        )
+    assert result.params["linears"][0]["kernel"].dtype == jnp.bfloat16
+    # The state keeps the dtype the model gives it (Flax: float32 statistics).
+    fresh = MLP((64, 16, 10), param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    mean = result.model_state["norms"][0]["mean"]
+    assert mean.dtype == fresh.norms[0].mean[...].dtype
+    accuracy = result.metrics["valid_accuracy"][0]
+    assert np.all(np.isfinite(result.metrics["valid_loss"]))
+    assert accuracy[-1] > accuracy[0] and accuracy[-1] > 0.5
