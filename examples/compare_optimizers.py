@@ -1,57 +1,60 @@
-"""Compare the textbook's optimizers on real data: the main job of gradtransforms.
+"""Compare the textbook's optimizers on real data, tuned on an equal budget.
 
-Trains the BatchNorm MLP of `models/` on scikit-learn's handwritten digits (no
-download; or any `.npz` with `x`/`y` via `--dataset`) with SGD, momentum,
-Nesterov momentum, AdaGrad, RMSProp, RMSProp with Nesterov momentum and Adam
-(Algorithms 8.1–8.7), and evaluates Adam's Polyak and EMA averages of the
-iterates (§8.7.3) too. Every optimizer starts from the same initial weights
-and sees the same minibatches; each epoch is one compiled `lax.scan`.
+Which of the textbook's optimizers (SGD, momentum, Nesterov momentum,
+AdaGrad, RMSProp, RMSProp with Nesterov momentum, Adam: Algorithms 8.1-8.7)
+trains this model best? Each optimizer's learning rate is chosen from the
+same grid by a vectorised sweep on a validation split, then the chosen
+setting is retrained under several fresh seeds on the training and
+validation splits and scored on a test split
+(`examples/comparison.py` states the protocol). Data: scikit-learn's digits
+with the BatchNorm MLP of `models/` (default); MNIST-1D (`--dataset
+mnist1d`, generated offline by the `mnist1d` package) with the paper's MLP or
+1-D CNN (`--model cnn`); or an `.npz` with arrays `x` and `y`.
 
-Prints a table (final training loss, validation accuracy, steps per second,
-wall time), and writes to `--out` the figure `compare_optimizers.png` (training
-loss and validation accuracy per epoch) and the curves as
-`compare_optimizers.json`.
+Prints the protocol and a table (chosen learning rate, test accuracy and
+loss as mean ± 95% confidence interval over the seeds, steps to a target
+accuracy, steps/s, compile s), and writes to `--out` a figure (test-accuracy
+curves with confidence bands; validation accuracy against the learning
+rate) and the raw results as JSON.
 
 Run from the repository root:
 
     python -m examples.compare_optimizers
-    python -m examples.compare_optimizers --optimizers adam,sgd --epochs 5
-    python -m examples.compare_optimizers --dataset mnist.npz --out results
+    python -m examples.compare_optimizers --quick
+    python -m examples.compare_optimizers --dataset mnist1d --out results
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
 import sys
+import tempfile
+import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 from examples.common import (
     OneLineParser,
     UsageError,
-    accuracy,
-    batchnorm_epoch,
     exit_status,
+    non_negative_int,
+    positive_float,
     positive_int,
-    split_for_training,
 )
+from examples.comparison import DEFAULTS, OPTIMIZER_NAMES
 
-OPTIMIZER_NAMES = (
-    "sgd",
-    "momentum",
-    "nesterov",
-    "adagrad",
-    "rmsprop",
-    "rmsprop_nesterov",
-    "adam",
-)
-AVERAGES = ("adam_polyak", "adam_ema")
+QUICK = dict(grid=4, tune_seeds=2, epochs=5)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, and wraps help text without breaking words."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(
+            text, width, break_long_words=False, break_on_hyphens=False
+        )
 
 
 def _optimizer_list(text: str) -> list[str]:
@@ -65,313 +68,176 @@ def _optimizer_list(text: str) -> list[str]:
     return names
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def _parser() -> OneLineParser:
     parser = OneLineParser(
         prog="python -m examples.compare_optimizers",
         description=__doc__.split("\n\n")[0],
+        formatter_class=_HelpFormatter,
     )
-    parser.add_argument(
+    add = parser.add_argument
+    add(
+        "--dataset",
+        default="digits",
+        help="digits, mnist1d, or an .npz with arrays x (examples first) and y "
+        "(integer labels)",
+    )
+    add("--model", choices=("mlp", "cnn"), default="mlp", help="cnn: MNIST-1D only")
+    add(
         "--optimizers",
         type=_optimizer_list,
         default=list(OPTIMIZER_NAMES),
-        help=f"comma-separated subset of: {','.join(OPTIMIZER_NAMES)}",
+        help=f"comma-separated subset of: {', '.join(OPTIMIZER_NAMES)}",
     )
-    parser.add_argument("--epochs", type=positive_int, default=30)
-    parser.add_argument("--batch-size", type=positive_int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="out", help="output folder")
-    parser.add_argument(
-        "--dataset",
-        default=None,
-        help="an .npz with arrays x (examples first) and y (integer labels); "
-        "default: scikit-learn's digits",
+    add("--steps", type=positive_int, help="steps per run (default: the dataset's)")
+    add("--epochs", type=positive_int, help="the budget in epochs instead of steps")
+    add("--batch-size", type=positive_int, help="default: the dataset's")
+    add("--eval-every", type=positive_int, help="default: one epoch (digits)")
+    add("--grid", type=positive_int, default=11, help="learning rates tried")
+    add(
+        "--lr-range",
+        type=positive_float,
+        nargs=2,
+        default=(1e-4, 10.0),
+        metavar=("LOW", "HIGH"),
+        help="the grid's ends (log-spaced between)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the bar")
-    return parser.parse_args(argv)
+    add("--tune-seeds", type=positive_int, default=2, help="seeds per grid point")
+    add("--seeds", type=positive_int, default=5, help="seeds of the retraining")
+    add("--target", type=float, help="target test accuracy (default: the dataset's)")
+    add("--seed", type=non_negative_int, default=0, help="the first PRNG seed")
+    add("--quick", action="store_true", help="a first look in under 30 s")
+    add("--out", default="out", help="output folder")
+    add("--no-progress", action="store_true", help="no progress bar")
+    return parser
 
 
-# ----------------------------------------------------------------------------
-# Data
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    args = _parser().parse_args(argv)
+    if args.steps is not None and args.epochs is not None:
+        raise UsageError("give the budget as --steps or --epochs, not both")
+    if args.seeds < 2 and not args.quick:
+        raise UsageError("--seeds must be at least 2 for a confidence interval")
+    if not args.lr_range[0] < args.lr_range[1]:
+        raise UsageError("--lr-range LOW HIGH needs LOW < HIGH")
+    if args.model == "cnn" and args.dataset != "mnist1d":
+        raise UsageError("--model cnn is the MNIST-1D CNN: use --dataset mnist1d")
+    return args
 
 
-@dataclasses.dataclass(frozen=True)
-class Data:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_valid: np.ndarray
-    y_valid: np.ndarray
-    num_classes: int
-    name: str
+def _check_out(folder: str) -> None:
+    """Fail now, in one line, if results cannot be written to `folder`."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UsageError(
+            f"--out {folder!r} is not a writable folder ({e.strerror or e})"
+        ) from None
 
 
-def load_data(path: str | None, seed: int) -> Data:
-    from gradtransforms import models
-
-    if path is None:
-        split = models.load_digits(validation_fraction=0.2, seed=seed, flatten=True)
-        return Data(*split, num_classes=10, name="digits (scikit-learn)")
-    x, y = models.load_npz(path)
-    if len(x) < 10:
-        raise models.DataError(f"{path}: needs at least 10 examples; got {len(x)}.")
-    x = x.reshape(len(x), -1)
-    scale = float(np.abs(x).max())
-    x = x / scale if scale > 1 else x
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_valid = max(1, round(0.2 * len(x)))
-    valid, train = order[:n_valid], order[n_valid:]
-    return Data(
-        x[train], y[train], x[valid], y[valid], int(y.max()) + 1, os.fspath(path)
-    )
-
-
-# ----------------------------------------------------------------------------
-# Optimizers
-
-
-def build_optimizers(names: Sequence[str], total_steps: int) -> dict[str, Any]:
-    """Each optimizer with settings that suit it on this problem.
-
-    SGD and the momentum methods use the linear decay of eq. 8.14 from
-    ε₀ to ε_τ = ε₀/100 over the whole run (τ = total steps), as the text
-    advises; the adaptive methods use a constant rate. Adam carries a Polyak
-    average of its iterates over the second half of the run and an EMA
-    average (α = 0.99) at the end of its chain.
-    """
-    import gradtransforms as gt
-
-    def decay(eps0: float) -> gt.Schedule:
-        return gt.linear_decay_schedule(eps0, eps0 / 100, total_steps)
-
-    recipes: dict[str, Callable[[], Any]] = {
-        "sgd": lambda: gt.sgd(decay(0.2)),
-        "momentum": lambda: gt.sgd(decay(0.05), momentum=0.9),
-        "nesterov": lambda: gt.sgd(decay(0.05), momentum=0.9, nesterov=True),
-        "adagrad": lambda: gt.adagrad(0.05),
-        "rmsprop": lambda: gt.rmsprop(1e-3),
-        "rmsprop_nesterov": lambda: gt.rmsprop(1e-3, momentum=0.9, nesterov=True),
-        "adam": lambda: gt.chain(
-            gt.adam(2e-3),
-            gt.polyak_average(start_step=total_steps // 2),
-            gt.ema_average(0.99),
-        ),
-    }
-    return {name: recipes[name]() for name in names}
-
-
-# ----------------------------------------------------------------------------
-# Training
-
-
-@dataclasses.dataclass
-class Result:
-    train_loss: list[float] = dataclasses.field(default_factory=list)
-    valid_accuracy: list[float] = dataclasses.field(default_factory=list)
-    steps: int = 0
-    train_seconds: float = 0.0
-    compile_seconds: float = 0.0
-
-    @property
-    def steps_per_second(self) -> float:
-        return self.steps / self.train_seconds if self.train_seconds else float("nan")
-
-
-def _make_model(data: Data, seed: int):
-    from flax import nnx
-
-    from gradtransforms import models
-
-    features = (data.x_train.shape[1], 128, 128, data.num_classes)
-    return models.MLP(features, batch_norm=True, rngs=nnx.Rngs(seed))
-
-
-def train_one(tx, data: Data, args, on_epoch: Callable[[], None]) -> tuple[Result, Any]:
-    import jax
-    import jax.numpy as jnp
-    import optax
-
-    import gradtransforms as gt
-
-    model = _make_model(data, args.seed)
-    graphdef, params, batch_stats = split_for_training(model)
-    x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
-    x_valid, y_valid = jnp.asarray(data.x_valid), jnp.asarray(data.y_valid)
-    n = len(data.x_train)
-    batch_size = min(args.batch_size, n)
-    train_epoch = batchnorm_epoch(
-        graphdef,
-        tx,
-        batch=lambda idx: (x_train[idx], y_train[idx]),
-        loss=optax.softmax_cross_entropy_with_integer_labels,
+def protocol(args: argparse.Namespace, data: Any) -> argparse.Namespace:
+    """The run's settings, the dataset's defaults filled in."""
+    defaults = DEFAULTS[data.kind]
+    batch = min(args.batch_size or defaults["batch_size"], len(data.train[1]))
+    per_epoch = len(data.train[1]) // batch
+    epochs = QUICK["epochs"] if args.quick and not args.steps else args.epochs
+    steps = args.steps or (epochs * per_epoch if epochs else defaults["steps"])
+    eval_every = args.eval_every or (per_epoch if epochs else defaults["eval_every"])
+    return argparse.Namespace(
+        batch_size=batch,
+        steps=steps,
+        eval_every=min(eval_every, steps),
+        grid=QUICK["grid"] if args.quick else args.grid,
+        lr_low=args.lr_range[0],
+        lr_high=args.lr_range[1],
+        tune_seeds=QUICK["tune_seeds"] if args.quick else args.tune_seeds,
+        seeds=QUICK["tune_seeds"] if args.quick else args.seeds,
+        retrain=not args.quick,
+        seed=args.seed,
+        target=args.target if args.target is not None else defaults["target"],
     )
 
-    def epoch(carry, key):
-        idx, _ = gt.training.epoch_indices(key, n, batch_size, drop_remainder=True)
-        return train_epoch(carry, idx)
 
-    carry = (params, batch_stats, tx.init(params))
-    run_epoch = jax.jit(epoch, donate_argnums=0)
-    key = jax.random.key(args.seed)
-    start = time.perf_counter()
-    run_epoch = run_epoch.lower(carry, key).compile()
-    result = Result(compile_seconds=time.perf_counter() - start)
-    for e in range(args.epochs):
-        start = time.perf_counter()
-        carry, loss = run_epoch(carry, jax.random.fold_in(key, e))
-        loss = float(loss)  # waits for the epoch to finish
-        result.train_seconds += time.perf_counter() - start
-        result.steps += n // batch_size
-        result.train_loss.append(loss)
-        params, batch_stats, _ = carry
-        result.valid_accuracy.append(
-            float(accuracy(graphdef, params, batch_stats, x_valid, y_valid))
-        )
-        on_epoch()
-    return result, (graphdef, carry, x_train, y_train, x_valid, y_valid)
-
-
-def evaluate_average(average, graphdef, carry, x_train, y_train, x_valid, y_valid):
-    """Validation accuracy and training loss of averaged weights.
-
-    BatchNorm statistics belong to the weights that produced them, so they are
-    recomputed for the average from one full pass over the training set (as
-    stochastic weight averaging does).
-    """
-    import jax
-    import jax.numpy as jnp
-    import optax
-    from flax import nnx
-
-    params, batch_stats, _ = carry
-    average = jax.tree.map(lambda a, p: a.astype(p.dtype), average, params)
-    model = nnx.merge(graphdef, average, batch_stats, copy=True)
-    model.train()
-    for norm in model.norms:
-        norm.momentum = 0.0  # running statistics := full-training-set statistics
-    model(x_train)
-    model.eval()
-    logits = model(x_train)
-    loss = float(
-        optax.softmax_cross_entropy_with_integer_labels(logits, y_train).mean()
+def describe(p: argparse.Namespace, data: Any, model: str) -> str:
+    """The protocol in a few lines, printed above the table."""
+    epochs = p.steps / (len(data.train[1]) // p.batch_size)
+    plural = "epoch" if epochs == 1 else "epochs"
+    retrain = (
+        f"retrained under {p.seeds} fresh seeds on train + valid"
+        if p.retrain
+        else f"--quick: the chosen rate's {p.seeds} tuning runs reported"
     )
-    accuracy = float(jnp.mean(jnp.argmax(model(x_valid), -1) == y_valid))
-    return loss, accuracy
-
-
-# ----------------------------------------------------------------------------
-# Report
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    header = (
-        "| optimizer | final train loss | valid accuracy | steps/s | train s "
-        "| compile s |\n|---|---:|---:|---:|---:|---:|"
+    return "\n".join(
+        [
+            f"{data.describe()}; {model}",
+            f"budget: {p.steps} steps of {p.batch_size} ({epochs:g} {plural}) "
+            f"per run, scored every {p.eval_every} steps",
+            f"tuning: {p.grid} learning rates log-spaced on [{p.lr_low:g}, "
+            f"{p.lr_high:.3g}], the same for every optimizer, {p.tune_seeds} "
+            f"seeds each, by final validation accuracy; {retrain}, scored on "
+            "the test split",
+        ]
     )
-    lines = [header]
-    for r in rows:
-        timing = (
-            f"{r['steps_per_second']:.0f} | {r['train_seconds']:.2f} | "
-            f"{r['compile_seconds']:.2f}"
-            if "steps_per_second" in r
-            else "(Adam's run) | | "
-        )
-        lines.append(
-            f"| {r['name']} | {r['train_loss']:.4f} | {r['valid_accuracy']:.4f} | "
-            f"{timing} |"
-        )
-    return "\n".join(lines)
 
 
-def plot(results: dict[str, Result], path: str, title: str) -> None:
-    import matplotlib
+def _progress(args: argparse.Namespace, total: int) -> Any:
+    """A progress bar on a terminal; None (plain lines) otherwise."""
+    if args.no_progress or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    return tqdm(total=total, unit="optimizer", file=sys.stderr)
 
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name, res in results.items():
-        epochs = np.arange(1, len(res.train_loss) + 1)
-        ax_loss.plot(epochs, res.train_loss, label=name)
-        ax_acc.plot(epochs, res.valid_accuracy, label=name)
-    ax_loss.set(xlabel="epoch", ylabel="training loss (minibatch mean)", yscale="log")
-    ax_acc.set(xlabel="epoch", ylabel="validation accuracy")
-    ax_acc.set_ylim(top=1.0)
-    ax_loss.grid(alpha=0.3)
-    ax_acc.grid(alpha=0.3)
-    ax_acc.legend(fontsize=8, loc="lower right")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+def _outputs(args: argparse.Namespace, data: Any) -> tuple[str, str]:
+    tag = data.kind if data.kind != "npz" else "npz"
+    tag += "_cnn" if args.model == "cnn" else ""
+    base = os.path.abspath(os.path.join(args.out, f"compare_optimizers_{tag}"))
+    return base + ".png", base + ".json"
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from tqdm import tqdm
+    from examples import comparison, comparison_report
 
-    data = load_data(args.dataset, args.seed)
-    steps_per_epoch = len(data.x_train) // min(args.batch_size, len(data.x_train))
-    optimizers = build_optimizers(args.optimizers, steps_per_epoch * args.epochs)
-    os.makedirs(args.out, exist_ok=True)
-    results: dict[str, Result] = {}
-    rows = []
-    bar = tqdm(
-        total=len(optimizers) * args.epochs,
-        unit="epoch",
-        disable=args.no_progress,
-        file=sys.stderr,
-    )
+    _check_out(args.out)
+    data = comparison.load_data(args.dataset)
+    p = protocol(args, data)
+    model_fn, model = comparison.model_fn(data, args.model)
+    problems = comparison.problems(data, model_fn)
+    settings = dict(num_steps=p.steps, eval_every=p.eval_every, batch_size=p.batch_size)
+    print(describe(p, data, model), flush=True)
+    bar = _progress(args, len(args.optimizers))
     wall = time.perf_counter()
-    for name, tx in optimizers.items():
-        bar.set_description(name)
-        res, trained = train_one(tx, data, args, lambda: bar.update(1))
-        results[name] = res
-        rows.append(
-            {
-                "name": name,
-                "train_loss": res.train_loss[-1],
-                "valid_accuracy": res.valid_accuracy[-1],
-                "steps_per_second": res.steps_per_second,
-                "train_seconds": res.train_seconds,
-                "compile_seconds": res.compile_seconds,
-            }
+    outcomes, rows = [], []
+    for name in args.optimizers:
+        outcome = comparison.compare_one(name, problems, settings, p)
+        outcomes.append(outcome)
+        rows.append(comparison_report.summary(outcome, p.target))
+        line = (
+            f"{name}: lr {outcome.lr:.2g}, test accuracy "
+            f"{100 * rows[-1]['test_accuracy']:.2f}%"
         )
-        if name == "adam":
-            opt_state = trained[1][2]
-            for label, average in (
-                ("adam_polyak", opt_state[1].average),
-                ("adam_ema", opt_state[2].average),
-            ):
-                loss, acc = evaluate_average(average, *trained)
-                rows.append({"name": label, "train_loss": loss, "valid_accuracy": acc})
-    bar.close()
-    total = time.perf_counter() - wall
-    table = format_table(rows)
-    print(
-        f"\n{data.name}: {len(data.x_train)} training / {len(data.x_valid)} "
-        f"validation examples, {args.epochs} epochs, batch {args.batch_size}\n"
-    )
-    print(table)
-    print(f"\ntotal wall time {total:.1f} s")
-    plot(results, os.path.join(args.out, "compare_optimizers.png"), data.name)
-    with open(os.path.join(args.out, "compare_optimizers.json"), "w") as f:
-        json.dump(
-            {
-                "dataset": data.name,
-                "epochs": args.epochs,
-                "batch_size": args.batch_size,
-                "seed": args.seed,
-                "curves": {
-                    name: {
-                        "train_loss": r.train_loss,
-                        "valid_accuracy": r.valid_accuracy,
-                    }
-                    for name, r in results.items()
-                },
-                "table": rows,
-            },
-            f,
-            indent=1,
-        )
-    print(f"wrote {args.out}/compare_optimizers.png and compare_optimizers.json")
+        if bar is None:
+            print(line, flush=True)
+        else:
+            bar.set_description(line)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    print()
+    print(comparison_report.format_table(rows, p.target))
+    if any(r["at_grid_edge"] for r in rows):
+        print("* the grid's end: the best rate may lie beyond it (see --lr-range)")
+    print(f"\ntotal wall time {time.perf_counter() - wall:.1f} s")
+    figure, record = _outputs(args, data)
+    for path in (figure, record):
+        if os.path.exists(path):
+            print(f"replacing {path}")
+    comparison_report.plot(outcomes, figure, f"{data.name}, {model}")
+    settings_record = {**vars(p), "dataset": data.describe(), "model": model}
+    comparison_report.write_json(record, settings_record, outcomes, rows)
+    print(f"wrote {figure}\nwrote {record}")
     return rows
 
 
