@@ -114,9 +114,9 @@ def model_fn(data: Data, model: str) -> tuple[Callable, str]:
 
     The BatchNorm MLP (two hidden layers of 128, He init) on digits and
     `.npz` data; on MNIST-1D the paper's models with PyTorch's default
-    initialisation: an MLP 40-100-100-10 or the 1-D CNN, without BatchNorm.
+    initialisation (`examples/mnist1d.py`): an MLP 40-100-100-10 with a skip
+    connection, or the 1-D CNN, without BatchNorm.
     """
-    import gradtransforms as gt
     from gradtransforms import models
 
     inputs = data.train[0].shape[1]
@@ -127,23 +127,12 @@ def model_fn(data: Data, model: str) -> tuple[Callable, str]:
             lambda rngs: models.MLP(features, batch_norm=True, rngs=rngs),
             f"MLP {'-'.join(map(str, features))} with BatchNorm",
         )
-    init = dict(
-        kernel_init=gt.init.fan_in_uniform(), bias_init=gt.init.fan_in_bias_uniform()
-    )
+    from examples.mnist1d import model_fn as paper_model
+
     if model == "mlp":
-        features = (inputs, 100, 100, classes)
-        return (
-            lambda rngs: models.MLP(features, batch_norm=False, rngs=rngs, **init),
-            "MLP 40-100-100-10 (the paper's), PyTorch init",
-        )
-    cnn = dict(spatial_dims=1, channels=(25, 25, 25), kernel_size=(5, 3, 3))
-    cnn |= dict(strides=2, padding=1, batch_norm=False, max_pool=False)
-    return (
-        lambda rngs: models.CNN(
-            classes, head="flatten", input_size=inputs, rngs=rngs, **cnn, **init
-        ),
-        "1-D CNN 3x25 channels (the paper's), PyTorch init",
-    )
+        mlp = "the paper's MLP, 40-100-100-10 with a skip connection"
+        return paper_model("mlp"), mlp
+    return paper_model("cnn"), "the paper's 1-D CNN, 3 x 25 channels"
 
 
 def recipe(name: str, total_steps: int) -> dict[str, Any]:

@@ -26,16 +26,7 @@ from gradtransforms import fan_in as fan_in_module
 from gradtransforms.fan_in import FanInBiasUniform, resolve
 from gradtransforms.models import CNN, MLP, LinearClassifier, ResidualMLP
 from tests.models.reference import kernel_and_bias
-
-KEY = jax.random.key(0)
-M, N = 400, 300  # fan-in, fan-out of the test kernels: 120,000 samples
-
-
-def sample(init, shape=(M, N), dtype=jnp.float32, key=KEY) -> np.ndarray:
-    w = init(key, shape, dtype)
-    chex.assert_shape(w, shape)
-    assert w.dtype == dtype
-    return np.asarray(w, np.float64)
+from tests.test_init import KEY, M, N, sample
 
 
 def torch_default_bound(fan_in: int) -> float:
