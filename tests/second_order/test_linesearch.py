@@ -26,7 +26,10 @@ from gradtransforms.base import GradientTransformationExtraArgs
 from gradtransforms.combine import chain
 from gradtransforms.scaling import scale
 from gradtransforms.second_order.linesearch.defaults import resolve_linesearch
-from gradtransforms.second_order.linesearch.steps import scaled_or_zero
+from gradtransforms.second_order.linesearch.steps import (
+    next_in_bracket,
+    scaled_or_zero,
+)
 from tests.second_order.loop import run
 
 # --------------------------------------------------------------------------
@@ -91,6 +94,49 @@ def test_zoom_returns_a_zero_step_on_an_ascent_direction(x64):
     updates, state = update(g, x)
     np.testing.assert_array_equal(updates, jnp.zeros(2))
     assert int(state.num_fun_evals) == 0 and float(state.learning_rate) == 0.0
+
+
+def test_zoom_cuts_a_first_trial_far_too_long(x64):
+    """f = 0.5e10 x^2 from x = 1, first trial 1 (issue 20): the minimiser along
+    the line is at step 1e-10. Halving the bracket from 1 reaches only
+    2**-30 = 9.3e-10 in 30 trials (no decrease: step 0); clamping the exact
+    cubic to the bracket's 10% point cuts the step 10x a trial."""
+
+    def f(x):
+        return 0.5e10 * jnp.sum(x**2)
+
+    tx = so.scale_by_zoom_linesearch(initial_guess_strategy="one")
+    x = jnp.array([1.0])
+    g = jax.grad(f)(x)
+    updates, state = jax.jit(
+        lambda g, x: tx.update(-g, tx.init(x), x, value=f(x), grad=g, value_fn=f)
+    )(g, x)
+    assert bool(state.wolfe)
+    np.testing.assert_allclose(float(state.learning_rate), 1e-10, rtol=1e-6)
+    assert int(state.num_fun_evals) <= 12  # 1, 0.1, ..., 1e-10 and the last
+    np.testing.assert_allclose(x + updates, [0.0], atol=1e-12)
+
+
+def test_next_in_bracket_clamps_and_bisects_only_without_a_cubic():
+    # phi(a) = (a - 0.01)^2 on [0, 1]: the exact cubic puts the minimiser at
+    # 0.01, inside the outer 10%; the trial is clamped to 0.1 (not 0.5).
+    phi = lambda a: (a - 0.01) ** 2
+    dphi = lambda a: 2 * (a - 0.01)
+    lo, hi = 0.0, 1.0
+    args = (lo, phi(lo), dphi(lo), hi, phi(hi), dphi(hi))
+    assert float(next_in_bracket(*map(jnp.asarray, args))) == pytest.approx(0.1)
+    # Bracket given high end first, minimiser at 0.995: clamped to 0.9.
+    psi = lambda a: (a - 0.995) ** 2
+    dpsi = lambda a: 2 * (a - 0.995)
+    args = (hi, psi(hi), dpsi(hi), lo, psi(lo), dpsi(lo))
+    assert float(next_in_bracket(*map(jnp.asarray, args))) == pytest.approx(0.9)
+    # A minimiser well inside is kept; a non-finite end value bisects.
+    chi = lambda a: (a - 0.3) ** 2
+    dchi = lambda a: 2 * (a - 0.3)
+    args = (lo, chi(lo), dchi(lo), hi, chi(hi), dchi(hi))
+    assert float(next_in_bracket(*map(jnp.asarray, args))) == pytest.approx(0.3)
+    args = (lo, 0.0, -1.0, hi, math.inf, 1.0)
+    assert float(next_in_bracket(*map(jnp.asarray, args))) == 0.5
 
 
 # --------------------------------------------------------------------------

@@ -80,6 +80,7 @@ class _Zoom(NamedTuple):
     wolfe: jax.Array
     tried: jax.Array  # the last trial step
     errors: tuple[jax.Array, jax.Array]  # its (decrease, curvature) errors
+    widths: tuple[jax.Array, jax.Array]  # the bracket's after the last 2 trials
 
 
 class _Settings(NamedTuple):
@@ -157,13 +158,15 @@ def _zoom_step(
         good, (a, fa, da, ga, errors), (c.lo, c.f_lo, c.d_lo, c.g_lo, c.errors_lo)
     )
     grown = jnp.minimum(a * s.increase_factor, s.max_step).astype(dtype)
-    # Interpolating values equal to rounding is meaningless: bisect then.
+    width = jnp.abs(hi - lo)
+    # Bisect on values equal to rounding, or 2 trials short of 2/3 (Moré-Thuente).
+    slow = width > 0.66 * c.widths[1]
     inside = jnp.where(
-        flat, 0.5 * (lo + hi), next_in_bracket(lo, f_lo, d_lo, hi, f_hi, d_hi)
+        flat | slow, 0.5 * (lo + hi), next_in_bracket(lo, f_lo, d_lo, hi, f_hi, d_hi)
     )
     trial = jnp.where(zooming, inside, grown)
     count = c.count + 1
-    width = jnp.abs(hi - lo)
+    widths = (jnp.where(zooming, width, jnp.inf).astype(dtype), c.widths[0])
     # optax's `stepsize_precision`: a bracket that narrow, with a step of
     # sufficient decrease found, ends the search; and one narrowed to
     # rounding ends it whatever was found (nothing more can be learnt).
@@ -172,7 +175,7 @@ def _zoom_step(
     done = wolfe | at_cap | (count >= s.max_steps) | too_small | collapsed
     return _Zoom(
         count, done, zooming, trial.astype(dtype), lo, f_lo, d_lo, g_lo, errors_lo,
-        hi, f_hi, d_hi, wolfe, a, errors,
+        hi, f_hi, d_hi, wolfe, a, errors, widths,
     )  # fmt: skip
 
 
@@ -196,7 +199,7 @@ def _search(s: _Settings, f, state, params, updates, line: _Line, g0) -> _Zoom:
     start = _Zoom(
         jnp.int32(0), ~descent, false, trial,
         zero, line.f0, line.d0, g0, no_errors, zero, line.f0, line.d0,
-        false, zero, no_errors,
+        false, zero, no_errors, no_errors,
     )  # fmt: skip
     return jax.lax.while_loop(lambda c: ~c.done, body_fn, start)
 
@@ -260,8 +263,8 @@ def scale_by_zoom_linesearch(
     (Nocedal & Wright eq. 3.7, with optax's tolerance $\\epsilon$ = `tol`),
     by their Algorithm 3.5: trial steps grow by `increase_factor` until they
     bracket an acceptable step, then Algorithm 3.6 ("zoom") shrinks the
-    bracket by safeguarded cubic interpolation (eq. 3.59). Every trial costs
-    one value-and-gradient evaluation. A trial with a non-finite value or
+    bracket by cubic interpolation (eq. 3.59), clamped to its middle 80%,
+    bisecting when two trials fail to shrink it to 2/3. A non-finite value or
     slope is treated as a step too long: it becomes the far end of the
     bracket, so the next trial is shorter. The search ends at a step
     satisfying both conditions; at `max_learning_rate` if that step still
