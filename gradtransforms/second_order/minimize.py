@@ -39,7 +39,7 @@ class MinimizeResult(NamedTuple):
     num_steps: jax.Array  # int32: updates made
     num_fun_evals: jax.Array  # int32: evaluations of f, line-search trials included
     num_grad_evals: jax.Array  # int32: evaluations of ∇f
-    converged: jax.Array  # bool: grad_norm <= tol
+    converged: jax.Array  # bool: grad_norm <= tol at a finite value
     aux: Any  # fun's auxiliary output at params (has_aux=True), else None
     state: Any  # the optimizer's final state
 
@@ -215,7 +215,8 @@ def _solve(fun, optimizer, has_aux, init_params, max_steps, tol):
         num_steps=end.num_steps,
         num_fun_evals=num_fun_evals,
         num_grad_evals=end.num_grad_evals,
-        converged=end.grad_norm <= tol,
+        # A non-finite value is never a solution, whatever its gradient.
+        converged=(end.grad_norm <= tol) & jnp.isfinite(end.value),
         aux=aux,
         state=end.state,
     )
@@ -249,7 +250,8 @@ def minimize(
     already evaluated them there (the `Evaluation` record those states carry),
     and evaluated otherwise; for that to be right the line search must be the
     last link of the chain that moves the parameters, as in every alias here.
-    The loop also stops if $f$ becomes non-finite.
+    The loop also stops if $f$ becomes non-finite, and `converged` is then
+    False, even where the gradient vanishes (an $f$ of $+\\infty$).
 
     Evaluations are counted honestly: the initial one, every line-search
     trial and Newton trial (from the `Evaluation` records in the optimizer's

@@ -186,6 +186,22 @@ def test_compiled_once_and_max_steps():
     assert int(second.num_steps) == 7 and not bool(second.converged)
 
 
+@pytest.mark.parametrize(
+    "optimizer",
+    [so.lbfgs(), so.bfgs(), so.newton(), so.conjugate_gradient(), sgd(0.1)],
+    ids=["lbfgs", "bfgs", "newton", "cg", "sgd"],
+)
+def test_an_infinite_value_is_never_converged(optimizer):
+    """f = |x|^2 + inf has a zero gradient at 0 (issue 20): the value is not
+    finite, so the loop stops at once and does not report convergence."""
+    result = so.minimize(
+        lambda x: jnp.sum(x**2) + jnp.inf, jnp.zeros(2), optimizer,
+        max_steps=10, tol=1e-6,
+    )  # fmt: skip
+    assert float(result.grad_norm) == 0.0 and np.isinf(float(result.value))
+    assert int(result.num_steps) == 0 and not bool(result.converged)
+
+
 def test_optax_lbfgs(x64):
     x0 = ROSENBROCK_STARTS["2d"]
     fun, calls = _count_evaluations(_rosenbrock)
