@@ -141,7 +141,7 @@ def protocol(args: argparse.Namespace, data: Any) -> argparse.Namespace:
     defaults = DEFAULTS[data.kind]
     batch = min(args.batch_size or defaults["batch_size"], len(data.train[1]))
     per_epoch = len(data.train[1]) // batch
-    epochs = QUICK["epochs"] if args.quick and not args.steps else args.epochs
+    epochs = args.epochs or (QUICK["epochs"] if args.quick and not args.steps else None)
     steps = args.steps or (epochs * per_epoch if epochs else defaults["steps"])
     eval_every = args.eval_every or (per_epoch if epochs else defaults["eval_every"])
     return argparse.Namespace(
@@ -191,8 +191,7 @@ def _progress(args: argparse.Namespace, total: int) -> Any:
 
 
 def _outputs(args: argparse.Namespace, data: Any) -> tuple[str, str]:
-    tag = data.kind if data.kind != "npz" else "npz"
-    tag += "_cnn" if args.model == "cnn" else ""
+    tag = data.kind + ("_cnn" if args.model == "cnn" else "")
     base = os.path.abspath(os.path.join(args.out, f"compare_optimizers_{tag}"))
     return base + ".png", base + ".json"
 

@@ -68,6 +68,14 @@ def test_a_one_epoch_run_draws_points_and_says_epoch(tmp_path, capsys):
     assert record["optimizers"]["momentum"]["steps"] == [17]
 
 
+def test_quick_keeps_a_budget_given_with_it(tmp_path, capsys):
+    argv = ["--quick", "--optimizers", "sgd", "--epochs", "1", "--no-progress"]
+    assert compare_optimizers.main([*argv, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "budget: 17 steps of 64 (1 epoch) per run" in out
+    assert "4 learning rates" in out and "--quick" in out
+
+
 def test_written_paths_are_whole_and_replacing_is_said(tmp_path, capsys):
     for _ in range(2):
         assert _run(tmp_path, "--optimizers", "adagrad", "--seeds", "2") == 0
