@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import jax
 
 from gradtransforms.training.batches import count_examples
+from gradtransforms.validation import check_bool
 
 __all__ = ["Objective", "Problem", "check_problem", "objective"]
 
@@ -101,8 +102,7 @@ def check_problem(problem: Any) -> dict[str, Any]:
             raise TypeError(f"problem.{name} must be callable.")
     if problem.metrics_fn is not None and not callable(problem.metrics_fn):
         raise TypeError("problem.metrics_fn must be callable or None.")
-    if not isinstance(problem.has_state, bool):
-        raise TypeError(f"problem.has_state must be a bool; got {problem.has_state!r}.")
+    check_bool("problem.has_state", problem.has_state)
     sets = {} if problem.valid_data is None else {"valid": problem.valid_data}
     if problem.eval_data is not None:
         if not isinstance(problem.eval_data, Mapping):

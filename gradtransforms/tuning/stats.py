@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
 
-from gradtransforms.validation import check_int, check_positive_int
+from gradtransforms.validation import check_fraction, check_int, check_positive_int
 
 __all__ = ["mean_ci", "student_t_quantile"]
 
@@ -39,10 +38,7 @@ def student_t_quantile(confidence: float, df: int) -> float:
     26.7.3-4), inverted by bisection to double precision.
     """
     check_positive_int("df", df)
-    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
-        raise TypeError(f"confidence must be a number in (0, 1); got {confidence!r}.")
-    if not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1); got {confidence!r}.")
+    check_fraction("confidence", confidence)
     low, high = 0.0, 1.0
     while _two_sided_cdf(high, df) < confidence:
         high *= 2.0
