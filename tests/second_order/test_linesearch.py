@@ -117,6 +117,36 @@ def test_zoom_cuts_a_first_trial_far_too_long(x64):
     np.testing.assert_allclose(x + updates, [0.0], atol=1e-12)
 
 
+@pytest.mark.parametrize("strategy", ["one", "keep"])
+def test_a_failed_zoom_search_resumes_where_it_stopped(strategy, x64):
+    """The same case with 4 trials a search (issue 20): the first update
+    fails (1, 0.1, 0.01, 0.001 are all too long: zero step); the second
+    starts from the trial the first would have tried next, 1e-4, instead of
+    the strategy's guess, and three updates reach the exact step 1e-10."""
+
+    def f(x):
+        return 0.5e10 * jnp.sum(x**2)
+
+    tx = so.scale_by_zoom_linesearch(
+        max_linesearch_steps=4, initial_guess_strategy=strategy
+    )
+    x = jnp.array([1.0])
+    g = jax.grad(f)(x)
+    step = jax.jit(
+        lambda state: tx.update(-g, state, x, value=f(x), grad=g, value_fn=f)
+    )
+    updates, state = step(tx.init(x))
+    np.testing.assert_array_equal(updates, [0.0])
+    np.testing.assert_allclose(float(state.retry_step), 1e-4, rtol=1e-3)
+    for _ in range(3):
+        if float(state.learning_rate) > 0:
+            break
+        updates, state = step(state)
+    assert bool(state.wolfe)
+    np.testing.assert_allclose(float(state.learning_rate), 1e-10, rtol=1e-6)
+    assert float(state.retry_step) == 0.0  # a success clears it
+
+
 def test_next_in_bracket_clamps_and_bisects_only_without_a_cubic():
     # phi(a) = (a - 0.01)^2 on [0, 1]: the exact cubic puts the minimiser at
     # 0.01, inside the outer 10%; the trial is clamped to 0.1 (not 0.5).

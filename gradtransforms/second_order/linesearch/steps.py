@@ -58,7 +58,9 @@ def first_trial(
     `"one"`: 1. `"keep"`: the last accepted step `state.learning_rate` (1
     when it is 0). `"quadratic"`: N&W eq. 3.60, $\\min(1, 2.02 (f_k -
     f_{k-1}) / \\langle u, g\\rangle)$ with $f_{k-1}$ = `state.prev_value`,
-    or $\\min(1, 1/\\lVert u\\rVert)$ when that is not known.
+    or $\\min(1, 1/\\lVert u\\rVert)$ when that is not known. Whatever the
+    strategy, after a failed search (`state.retry_step > 0`) the search
+    resumes from the trial step it would have tried next.
     """
     one = jnp.ones((), f0.dtype)
     if strategy == "one":
@@ -71,4 +73,5 @@ def first_trial(
         guess = jnp.where(jnp.isfinite(quad) & (quad > 0), quad, one)
         guess = jnp.where(jnp.isfinite(state.prev_value), guess, first)
         guess = jnp.minimum(guess, one)
+    guess = jnp.where(state.retry_step > 0, state.retry_step, guess)
     return jnp.minimum(guess, max_step).astype(f0.dtype)

@@ -54,6 +54,7 @@ class ScaleByZoomLinesearchState(NamedTuple):
     learning_rate: jax.Array  # scalar: the step ε* of the last update (0: failed)
     prev_value: jax.Array  # scalar: f at the params of the last update
     wolfe: jax.Array  # bool: the last step satisfies the strong Wolfe conditions
+    retry_step: jax.Array  # scalar: after a failed search, the next trial it had
     evaluation: Evaluation  # f and ∇f at params + updates, and the trials made
     info: ZoomLinesearchInfo  # optax's record of the last update
 
@@ -133,7 +134,9 @@ def scale_by_zoom_linesearch(
     `max_linesearch_steps` trials. If it ends without a step satisfying both
     conditions, the best step with sufficient decrease found is used; if
     there is none (or $u$ is not a descent direction), the update is exactly
-    zero.
+    zero, and the next update's search starts from the trial step this one
+    would have tried next (whatever `initial_guess_strategy`): a first trial
+    far too long is cut down over several updates instead of being retried.
 
     Near a minimum the decrease asked for, $c_1 \\varepsilon |\\langle u,
     g\\rangle|$, falls below the rounding of $f$, and the search would
@@ -222,6 +225,7 @@ def scale_by_zoom_linesearch(
             learning_rate=jnp.ones((), dtype),
             prev_value=inf,
             wolfe=jnp.zeros((), bool),
+            retry_step=jnp.zeros((), dtype),
             evaluation=Evaluation.start(inf, tu.zeros_like(params)),
             info=ZoomLinesearchInfo(jnp.int32(0), inf, inf),
         )
@@ -241,10 +245,13 @@ def scale_by_zoom_linesearch(
         if verbose:
             _report(s, line, end)
         stepped = end.lo > 0
+        # A failed search resumes, at the next update, where it stopped.
+        failed = ~stepped & (end.count > 0) & jnp.isfinite(end.trial)
         new_state = ScaleByZoomLinesearchState(
             learning_rate=end.lo,
             prev_value=f0,
             wolfe=end.wolfe,
+            retry_step=jnp.where(failed, end.trial, jnp.zeros_like(end.trial)),
             evaluation=Evaluation(end.f_lo, end.g_lo, end.count, end.count),
             info=ZoomLinesearchInfo(
                 end.count,
