@@ -48,13 +48,18 @@ def scale_by_conjugate_gradient(
     g_t}{g_{t-1}^\\top g_{t-1}}\\Big), \\quad \\beta^{HS}_t = \\max\\Big(0,
     \\frac{(g_t - g_{t-1})^\\top g_t}{(g_t - g_{t-1})^\\top \\rho_{t-1}}\\Big)$$
 
-    (Fletcher–Reeves eq. 8.30; Polak–Ribière eq. 8.31, clipped at 0 — "PR+",
-    which restarts by itself when successive gradients stop being
-    orthogonal; Hestenes–Stiefel, clipped likewise). The method restarts
-    ($\\beta_t = 0$, a steepest-descent step) at the first update, every
-    `restart_every` updates (the textbook's "reset $\\beta_t$ to zero if $t$
-    is a multiple of some constant $k$"), when $\\beta_t$ is not finite, and
-    whenever $\\rho_t$ is not a descent direction ($g_t^\\top\\rho_t \\ge 0$).
+    (Fletcher–Reeves eq. 8.30; Polak–Ribière eq. 8.31, clipped at 0 — "PR+";
+    Hestenes–Stiefel, clipped likewise). Every variant restarts ($\\beta_t =
+    0$, a steepest-descent step) at the first update; every `restart_every`
+    updates (the textbook's "reset $\\beta_t$ to zero if $t$ is a multiple of
+    some constant $k$"; by default $k = n$, the number of parameters); when
+    successive gradients are far from orthogonal, $|g_t^\\top g_{t-1}| \\ge
+    0.1\\,\\lVert g_t\\rVert^2$ (Powell's restart, Nocedal & Wright eq.
+    5.52: without it Fletcher–Reeves can crawl with tiny steps for
+    thousands of updates); when $\\beta_t$ is not finite; and whenever
+    $\\rho_t$ is not a descent direction ($g_t^\\top\\rho_t \\ge 0$). On a
+    quadratic with exact line searches successive gradients are orthogonal,
+    so within its first $n$ updates the method is Algorithm 8.9 unchanged.
     Outputs $-\\rho_t$ (optax's sign convention for `scale_by_*`); chain
     with `scale(-1.0)` and a line search, as `conjugate_gradient` does. The
     updates it receives are taken as the gradient $g_t$. For complex
@@ -65,8 +70,8 @@ def scale_by_conjugate_gradient(
     Args:
       variant: `"polak_ribiere"`, `"fletcher_reeves"` or
         `"hestenes_stiefel"`.
-      restart_every: restart every this many updates (`None`: only on the
-        conditions above).
+      restart_every: restart every this many updates (`None`: every $n$,
+        the number of parameters, real ones counted twice for complex).
 
     Returns:
       A `GradientTransformationExtraArgs` (extra arguments ignored) with a
@@ -86,6 +91,7 @@ def scale_by_conjugate_gradient(
     def update_fn(updates, state, params=None, **extra):
         del params, extra
         tu.assert_state_matches(state.prev_grad, updates)
+        period = restart_every or max(_real_size(updates), 1)
         g, g_prev, e_prev = updates, state.prev_grad, state.prev_direction
         dtype = state.beta.dtype
         y = tu.add_scale(g, -1, g_prev)
@@ -97,9 +103,10 @@ def scale_by_conjugate_gradient(
         else:  # ρ_{t-1} = -e_{t-1}
             beta = real_vdot(g, y, dtype) / -real_vdot(e_prev, y, dtype)
             beta = jnp.maximum(beta, 0)
-        restart = (state.count == 0) | ~jnp.isfinite(beta)
-        if restart_every is not None:
-            restart |= state.count % restart_every == 0
+        gg = real_vdot(g, g, dtype)
+        powell = jnp.abs(real_vdot(g, g_prev, dtype)) >= 0.1 * gg
+        restart = (state.count == 0) | ~jnp.isfinite(beta) | powell
+        restart |= state.count % period == 0
         beta = jnp.where(restart, jnp.zeros_like(beta), beta)
         direction = tu.add_scale(g, beta, e_prev)
         # -direction must be a descent direction: <g, direction> > 0.
@@ -115,6 +122,13 @@ def scale_by_conjugate_gradient(
         return direction, new_state
 
     return GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _real_size(tree: Any) -> int:
+    """The number of real parameters (a complex one counts twice)."""
+    return sum(
+        x.size * (2 if jnp.iscomplexobj(x) else 1) for x in jax.tree.leaves(tree)
+    )
 
 
 _CG_LINESEARCH = default_linesearch(
@@ -148,7 +162,9 @@ def conjugate_gradient(
     Args:
       variant: `"polak_ribiere"` (PR+), `"fletcher_reeves"` or
         `"hestenes_stiefel"`; see `scale_by_conjugate_gradient`.
-      restart_every: restart period $k$ (`None`: no periodic restart).
+      restart_every: restart period $k$ (`None`: $n$, the number of
+        parameters); Powell's restart is always on (see
+        `scale_by_conjugate_gradient`).
       linesearch: the line-search link; `None`: no line search, the step is
         $\\rho_t$ itself (as `lbfgs`, and optax's `lbfgs`).
       has_aux: `value_fn` returns `(value, aux)`; passed to the default line
