@@ -2,19 +2,17 @@
 
 `newton` is textbook Algorithm 8.8 with the regularised step of eq. 8.28,
 $-(H + \\alpha I)^{-1} g$, the damping $\\alpha$ adapted Levenberg–Marquardt
-style. It forms the $k \\times k$ Hessian and factorises it: $O(k^2)$ memory
+style. It forms the $k \\times k$ Hessian and diagonalises it: $O(k^2)$ memory
 and $O(k^3)$ time per step, for models with at most a few thousand
 parameters (`newton_cg` is the Hessian-free alternative).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import cho_solve
 
 from gradtransforms import tree as tu
 from gradtransforms.base import GradientTransformationExtraArgs
@@ -60,41 +58,81 @@ class _Settings(NamedTuple):
 
 
 class _Model(NamedTuple):
-    """The quadratic model of one update, on the raveled parameters."""
+    """The quadratic model of one update, in the Hessian's eigenbasis."""
 
     x: jax.Array  # θ, raveled
-    g: jax.Array  # ∇f(θ), raveled
-    hessian: jax.Array  # H, symmetrised
+    eigenvalues: jax.Array  # λ of H (symmetrised), ascending
+    eigenvectors: jax.Array  # V: H = V diag(λ) Vᵀ
+    g_eigen: jax.Array  # Vᵀ∇f(θ)
     f0: jax.Array  # f(θ)
     grad0: Any  # ∇f(θ) as a tree
-    floor: jax.Array  # the smallest nonzero damping, √ε max(1, max|H_ii|)
+    lowest: jax.Array  # the smallest α with H + αI safely positive definite
     noise: jax.Array  # 8 ε |f(θ)|: decreases below this are rounding
 
 
 def _model(f, params, updates, value, grad, dtype) -> tuple[_Model, Any]:
-    """The model at θ (and `unravel`): one dense Hessian."""
+    """The model at θ (and `unravel`): one dense Hessian, one eigendecomposition."""
     x, unravel = tu.ravel(params)
     g = tu.ravel(tu.cast_like(updates, params))[0].astype(x.dtype)
     f0 = jnp.asarray(value).astype(dtype)
     hessian = jax.hessian(lambda z: f(unravel(z)))(x)
-    hessian = 0.5 * (hessian + hessian.T)
-    scale_h = jnp.maximum(1, jnp.max(jnp.abs(jnp.diag(hessian)), initial=0))
-    floor = (math.sqrt(jnp.finfo(dtype).eps) * scale_h).astype(dtype)
+    eigenvalues, eigenvectors = jnp.linalg.eigh(0.5 * (hessian + hessian.T))
+    # Indefinite or singular H: shift the most negative eigenvalue to its
+    # mirror image (α = 2|λ_min|, the scale of the curvature found), and at
+    # least to the rounding of the largest |λ|. A positive λ_min, however
+    # small, is trusted: the acceptance test judges the step.
+    eps = jnp.finfo(x.dtype).eps
+    resolution = x.size * eps * jnp.max(jnp.abs(eigenvalues), initial=0)
+    smallest = jnp.min(eigenvalues, initial=0)
+    lowest = jnp.maximum(-2 * smallest, 0) + resolution
+    lowest = jnp.where(smallest > 0, jnp.zeros_like(lowest), lowest)
     tiny = jnp.finfo(dtype).tiny
     noise = 8 * jnp.finfo(dtype).eps * jnp.maximum(jnp.abs(f0), tiny)
     grad0 = tu.cast_like(grad, params)
-    return _Model(x, g, hessian, f0, grad0, floor, noise), unravel
+    model = _Model(
+        x, eigenvalues, eigenvectors, eigenvectors.T @ g, f0, grad0,
+        lowest.astype(x.dtype), noise,
+    )  # fmt: skip
+    return model, unravel
+
+
+def _coefficients(model: _Model, alpha: jax.Array) -> jax.Array:
+    """$c = (\\Lambda + \\alpha I)^{-1} V^\\top g$: the step is $-Vc$."""
+    return model.g_eigen / (model.eigenvalues + alpha.astype(model.x.dtype))
+
+
+def _shorter(model: _Model, alpha: jax.Array, factor) -> jax.Array:
+    """The α' > α whose step is `factor` times shorter than the step at α.
+
+    $\\lVert d(\\alpha)\\rVert$ decreases monotonically in α; Newton's method
+    on $1/\\lVert d\\rVert$, nearly linear in α (Moré & Sorensen, 1983),
+    from the left converges monotonically.
+    """
+    target = jnp.linalg.norm(_coefficients(model, alpha)) / factor
+    lam, gv = model.eigenvalues, model.g_eigen
+
+    def newton_iteration(_, a):
+        c = gv / (lam + a)
+        norm = jnp.linalg.norm(c)
+        slope = jnp.sum(c * c / (lam + a))  # -d‖d‖/dα · ‖d‖
+        step = (norm / target - 1) * norm**2 / slope
+        return jnp.where(jnp.isfinite(step) & (step > 0), a + step, a)
+
+    raised = jax.lax.fori_loop(0, 30, newton_iteration, alpha.astype(lam.dtype))
+    return jnp.maximum(raised, alpha)
 
 
 def _trial(f, unravel, model: _Model, alpha, settings: _Settings):
-    """Factorise $H + \\alpha I$, step, evaluate, and test the step."""
+    """Step with $(H + \\alpha I)^{-1}$, evaluate, and test the step."""
     dtype = model.f0.dtype
-    eye = jnp.eye(model.x.size, dtype=model.x.dtype)
-    chol = jnp.linalg.cholesky(model.hessian + alpha.astype(model.x.dtype) * eye)
-    factorised = jnp.all(jnp.isfinite(chol))
-    step = -cho_solve((chol, True), model.g)
-    step = jnp.where(factorised, step, jnp.zeros_like(step))
-    predicted = -(model.g @ step + 0.5 * step @ (model.hessian @ step)).astype(dtype)
+    c = _coefficients(model, alpha)
+    step = -(model.eigenvectors @ c)
+    usable = jnp.all(jnp.isfinite(step)) & (alpha >= model.lowest)
+    step = jnp.where(usable, step, jnp.zeros_like(step))
+    c = jnp.where(usable, c, jnp.zeros_like(c))
+    # −(gᵀs + ½ sᵀHs) in the eigenbasis, with s = −Vc.
+    curvature = jnp.sum(model.eigenvalues * c * c)
+    predicted = (model.g_eigen @ c - 0.5 * curvature).astype(dtype)
 
     def evaluate(_):
         fx, gx = jax.value_and_grad(f)(unravel(model.x + step))
@@ -103,7 +141,7 @@ def _trial(f, unravel, model: _Model, alpha, settings: _Settings):
     def skip(_):
         return jnp.asarray(jnp.inf, dtype), model.grad0
 
-    fx, gx = jax.lax.cond(factorised, evaluate, skip, None)
+    fx, gx = jax.lax.cond(usable, evaluate, skip, None)
     actual = model.f0 - fx
     # A predicted decrease below rounding cannot be measured: accept the step
     # unless f rises by more than rounding (at a minimum).
@@ -113,22 +151,44 @@ def _trial(f, unravel, model: _Model, alpha, settings: _Settings):
         fx <= model.f0 + model.noise,
         (fx <= model.f0) & (actual >= settings.accept_ratio * predicted),
     )
-    ok = factorised & jnp.isfinite(fx) & tu.all_finite(gx) & decreased
+    ok = usable & jnp.isfinite(fx) & tu.all_finite(gx) & decreased
     ratio = jnp.where(in_noise, 1, actual / predicted).astype(dtype)
-    return ok, step, fx, gx, ratio, factorised
+    return ok, step, fx, gx, ratio, usable
 
 
-def _next_damping(alpha, ratio, accepted, model: _Model, settings: _Settings):
-    """Levenberg–Marquardt: lower α after a good step, raise it after a poor one."""
-    lowered = alpha / settings.damping_decrease
-    lowered = jnp.where(lowered < model.floor, jnp.zeros_like(lowered), lowered)
-    raised = jnp.maximum(alpha * settings.damping_increase, model.floor)
-    adapted = jnp.where(ratio > 0.75, lowered, jnp.where(ratio < 0.25, raised, alpha))
-    return jnp.where(accepted, adapted, alpha).astype(model.f0.dtype)
+def _after_rejection(model: _Model, alpha, settings: _Settings):
+    """The next α after a rejected trial: a step `damping_increase` times shorter.
+
+    From an α that gives no usable step (H + αI not safely positive
+    definite, or singular), first the smallest α that does.
+    """
+    alpha = alpha.astype(model.x.dtype)
+    usable = (alpha >= model.lowest) & jnp.all(
+        jnp.isfinite(_coefficients(model, alpha))
+    )
+    # lowest = 0 with no usable step: H is zero to rounding; α = ‖g‖ makes a
+    # gradient step of length 1.
+    g_norm = jnp.maximum(jnp.linalg.norm(model.g_eigen), jnp.finfo(alpha.dtype).tiny)
+    floor = jnp.where(model.lowest > 0, model.lowest, g_norm)
+    return jnp.where(
+        usable,
+        _shorter(model, alpha, settings.damping_increase),
+        jnp.maximum(alpha, floor),
+    ).astype(model.f0.dtype)
+
+
+def _after_acceptance(alpha, ratio, settings: _Settings):
+    """Nielsen's update (1999): $\\alpha \\max(1/\\text{decrease}, 1 - (2\\rho - 1)^3)$.
+
+    Continuous in ρ: a third of α after a step the model predicted well
+    (ρ = 1), unchanged at ρ = 1/2, up to twice α as ρ falls to 0.
+    """
+    factor = jnp.maximum(1 / settings.damping_decrease, 1 - (2 * ratio - 1) ** 3)
+    return (alpha * factor).astype(alpha.dtype)
 
 
 def scale_by_damped_newton(
-    damping: float = 1e-3,
+    damping: float = 0.0,
     *,
     damping_increase: float = 4.0,
     damping_decrease: float = 3.0,
@@ -142,29 +202,33 @@ def scale_by_damped_newton(
     \\rho = \\frac{f(\\theta) - f(\\theta + \\Delta\\theta)}{-(g^\\top
     \\Delta\\theta + \\tfrac12 \\Delta\\theta^\\top H \\Delta\\theta)}$$
 
-    on the raveled parameters, with the dense Hessian (`jax.hessian`) solved by
-    Cholesky. One update: factorise $H + \\alpha I$; if that fails (not
-    positive definite: a saddle or a maximum nearby) raise $\\alpha$ and
-    retry; otherwise evaluate the trial point and accept it only if $f$
-    decreases by at least `accept_ratio` of the decrease the quadratic model
-    (eq. 8.26) predicts; if not, raise $\\alpha$ and retry. (A predicted
-    decrease below rounding, $8\\epsilon_\\text{mach}|f|$, cannot be
-    measured: such a step is accepted unless $f$ rises by more than that, so
-    the iteration can finish at a minimum.) On acceptance the
-    next update starts from $\\alpha$ / `damping_decrease` if $\\rho > 3/4$
-    (the model is good: closer to Newton), $\\alpha \\cdot$ `damping_increase`
-    if $\\rho < 1/4$. Because $H + \\alpha I$ must be positive definite,
-    negative curvature never pulls the step towards a saddle or a maximum: as
-    the textbook says, large $\\alpha$ turns the step into gradient descent
-    with step $1/\\alpha$. A damping below
-    $\\sqrt{\\epsilon_\\text{mach}}\\max(1, \\max_i |H_{ii}|)$ is rounded to
-    0 (pure Newton, quadratic convergence near a minimum), and that value is
-    also the smallest nonzero damping tried. If no trial is accepted within
-    `max_damping_steps`, the update is zero and the raised $\\alpha$ is kept.
-    Cost: one Hessian ($k$ Hessian-vector products), $O(k^3)$ per
-    factorisation, $O(k^2)$ memory; the trial points cost one value and
-    gradient each (the gradient is kept for the next step). Complex
-    parameters raise `TypeError` at `init`.
+    on the raveled parameters, with the dense Hessian (`jax.hessian`) in its
+    eigenbasis, $H = V\\Lambda V^\\top$, so that every trial $\\alpha$ costs
+    $O(k^2)$. One update: from the current $\\alpha$, evaluate the trial
+    point and accept it only if $f$ decreases by at least `accept_ratio` of
+    the decrease the quadratic model (eq. 8.26) predicts. If not, raise
+    $\\alpha$ until the step is `damping_increase` times shorter (Moré and
+    Sorensen's Newton iteration on $1/\\lVert d(\\alpha)\\rVert$: the trust
+    region shrinks, and $\\alpha$ moves on the scale of the spectrum, not by a
+    fixed factor from a fixed floor), and retry. When $H$ is not positive
+    definite (a saddle or a maximum nearby), $\\alpha$ is first raised to
+    $2|\\lambda_\\min|$, so negative curvature never pulls the step towards
+    a saddle or a maximum; as the textbook says, large $\\alpha$ turns the
+    step into gradient descent with step $1/\\alpha$. (A predicted decrease
+    below rounding, $8\\epsilon_\\text{mach}|f|$, cannot be measured: such a
+    step is accepted unless $f$ rises by more than that, so the iteration can
+    finish at a minimum.) On acceptance the next update starts from
+    Nielsen's (1999) continuous update $\\alpha \\max(1/$`damping_decrease`$,
+    1 - (2\\rho - 1)^3)$: a third of $\\alpha$ after a step the model
+    predicted well, twice $\\alpha$ as $\\rho$ falls to 0. There is no floor:
+    after a run of good steps $\\alpha$ falls far below the smallest
+    eigenvalue, and the steps become Newton's (quadratic convergence). If no
+    trial is accepted within `max_damping_steps`, the update is zero and the
+    raised $\\alpha$ is kept.
+    Cost: one Hessian ($k$ Hessian-vector products) and one $O(k^3)$
+    eigendecomposition per update, $O(k^2)$ per trial, $O(k^2)$ memory;
+    the trial points cost one value and gradient each (the gradient is kept
+    for the next step). Complex parameters raise `TypeError` at `init`.
 
     The output is $d$, the *preconditioned gradient* (optax's sign
     convention for `scale_by_*`), and the step it tested is $-d$: follow it
@@ -175,15 +239,14 @@ def scale_by_damped_newton(
     (`NewtonState.evaluation`), which `minimize` reuses.
 
     Args:
-      damping: initial $\\alpha \\ge 0$ (0: start as pure Newton, which solves
-        a positive-definite quadratic in one step).
-      damping_increase: factor $> 1$ raising $\\alpha$ after a rejected trial
-        or a poor step ($\\rho < 1/4$).
-      damping_decrease: factor $> 1$ lowering $\\alpha$ after a good step
-        ($\\rho > 3/4$).
+      damping: initial $\\alpha \\ge 0$ (0, the default: start as pure
+        Newton, which solves a positive-definite quadratic in one step).
+      damping_increase: factor $> 1$: after a rejected trial, $\\alpha$ is
+        raised until the step is this many times shorter.
+      damping_decrease: factor $> 1$: after a step the model predicted well
+        ($\\rho = 1$), $\\alpha$ is divided by this (Nielsen's update).
       accept_ratio: smallest $\\rho \\in (0, 1)$ accepted.
-      max_damping_steps: most factorisations (and trial evaluations) per
-        update.
+      max_damping_steps: most trial evaluations per update.
       has_aux: `value_fn` returns `(value, aux)`; aux is ignored.
 
     Returns:
@@ -227,8 +290,7 @@ def scale_by_damped_newton(
             ok, step, fx, gx, ratio, evaluated = _trial(
                 f, unravel, model, alpha, settings
             )
-            raised = jnp.maximum(alpha * damping_increase, model.floor).astype(dtype)
-            alpha = jnp.where(ok, alpha, raised)
+            alpha = jnp.where(ok, alpha, _after_rejection(model, alpha, settings))
             n_eval = n_eval + jnp.int32(evaluated)
             return (i + 1, alpha, ok, step, fx, gx, ratio, n_eval)
 
@@ -241,7 +303,9 @@ def scale_by_damped_newton(
             lambda c: ~c[2] & (c[0] < max_damping_steps), body_fn, start
         )
         new_state = NewtonState(
-            damping=_next_damping(alpha, ratio, accepted, model, settings),
+            damping=jnp.where(
+                accepted, _after_acceptance(alpha, ratio, settings), alpha
+            ),
             ratio=ratio,
             num_hessian_evals=jnp.int32(1),
             evaluation=Evaluation(
@@ -260,7 +324,7 @@ def scale_by_damped_newton(
 
 
 def newton(
-    damping: float = 1e-3,
+    damping: float = 0.0,
     *,
     damping_increase: float = 4.0,
     damping_decrease: float = 3.0,
@@ -272,8 +336,9 @@ def newton(
 
     $$\\Delta\\theta = -(H + \\alpha I)^{-1} g$$
 
-    with the damping $\\alpha$ adapted from the ratio of the actual to the
-    predicted decrease, so that negative curvature never pulls the step
+    with the damping $\\alpha$ adapted continuously from the ratio of the
+    actual to the predicted decrease (Nielsen's update) and on the Hessian's
+    spectrum after a rejected trial, so that negative curvature never pulls the step
     towards a saddle or a maximum and a large $\\alpha$ turns the step into
     gradient descent with step $1/\\alpha$, as the textbook says.
     `chain(scale_by_damped_newton(...), scale(-1.0))`, a chain like every
@@ -282,8 +347,8 @@ def newton(
     for at most a few thousand parameters; `newton_cg` is Hessian-free).
 
     Args:
-      damping: initial $\\alpha \\ge 0$ (0: start as pure Newton, which solves
-        a positive-definite quadratic in one step).
+      damping: initial $\\alpha \\ge 0$ (0, the default: start as pure
+        Newton, which solves a positive-definite quadratic in one step).
       damping_increase: see `scale_by_damped_newton`.
       damping_decrease: see `scale_by_damped_newton`.
       accept_ratio: see `scale_by_damped_newton`.
