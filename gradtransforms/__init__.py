@@ -95,6 +95,7 @@ from gradtransforms.schedules import (
 from gradtransforms.second_order import (
     BacktrackingLinesearchInfo,
     MinimizeResult,
+    MinimizeStatus,
     NewtonState,
     ScaleByBacktrackingLinesearchState,
     ScaleByBfgsState,
@@ -139,6 +140,7 @@ __all__ = [
     "InjectHyperparamsState",
     "MasterWeightsState",
     "MinimizeResult",
+    "MinimizeStatus",
     "NewtonState",
     "OptState",
     "PackedLayout",

@@ -267,7 +267,8 @@ gt.warmup_cosine_decay_schedule schedule init_value=0.0 peak_value=1.0
 gt.alternating_minimization - block_minimizers=SAME init_params=0.0
     num_sweeps:POSINT eager -block_minimizers -init_params
 gt.minimize - fun=ROSENBROCK init_params=ZEROS optimizer=SGD max_steps=2 tol=0.0
-    fun:OBJECTIVE optimizer:TX max_steps:POSINT tol:TOL has_aux:NO_AUX eager
+    fun:OBJECTIVE optimizer:TX max_steps:POSINT tol:TOL has_aux:NO_AUX ftol:TOL
+    xtol:TOL eager
     -init_params
 gt.training.curriculum_indices - key=KEY difficulty=DIFFICULTY batch_size=2
     level=0.5 key:KEY_ONLY batch_size:POSINT level:LEVEL

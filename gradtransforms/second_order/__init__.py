@@ -22,7 +22,11 @@ from gradtransforms.second_order.linesearch import (
     scale_by_quadratic_linesearch,
     scale_by_zoom_linesearch,
 )
-from gradtransforms.second_order.minimize import MinimizeResult, minimize
+from gradtransforms.second_order.minimize import (
+    MinimizeResult,
+    MinimizeStatus,
+    minimize,
+)
 from gradtransforms.second_order.newton import (
     NewtonState,
     newton,
@@ -45,6 +49,7 @@ from gradtransforms.second_order.quasi_newton import (
 __all__ = [
     "BacktrackingLinesearchInfo",
     "MinimizeResult",
+    "MinimizeStatus",
     "NewtonState",
     "ScaleByBacktrackingLinesearchState",
     "ScaleByBfgsState",
