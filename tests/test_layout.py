@@ -37,7 +37,9 @@ LAYERS = {
         2,
     ),
     "optimizers": 3,
-    **dict.fromkeys("training tuning nnx init fan_in models problems".split(), 4),
+    **dict.fromkeys(
+        "training tuning nnx init fan_in models problems problem_set".split(), 4
+    ),
     "": 4,  # the package's __init__
 }
 
