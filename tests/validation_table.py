@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import gradtransforms as gt
 import gradtransforms.models
@@ -57,6 +58,14 @@ class OneOrEach(Seq):
         return (
             Seq.allows(self, v) if isinstance(v, list | tuple) else self.item.allows(v)
         )
+
+
+def _scalar(v):
+    """Judged: anything but a container or an array of bounds, which may be a
+    tree like the params, checked at init against them."""
+    if isinstance(v, (list, tuple, dict)):
+        return False
+    return np.ndim(v) == 0 if isinstance(v, (np.ndarray, jax.Array)) else True
 
 
 class OneOrEachOrNone(OneOrEach):
@@ -117,6 +126,8 @@ NAMES |= {
     "SLOPE": Real(none=True, shape="python"),
     "GAIN_OR_NAME": Either(Real(0.0, shape="python"), GAIN),
     "TOL": Real(0.0, INF, (True, False), shape="0d"),
+    # lbfgs_b's bounds: numbers are checked when it is built, trees at init.
+    "BOUND": Real(-INF, INF, (True, True), none=True, judged=_scalar),
     "NO_AUX": Flag(judged=(False,)),  # True needs a function returning aux
     "BELOW_CURV": Real(0.0, 0.9),  # slope_rtol < curv_rtol = 0.9
     # 0-d int32 JAX arrays meet Python floats at construction (strict
@@ -218,6 +229,8 @@ gt.inject_hyperparams factory inner_factory=SGD_FACTORY inner_factory:FACTORY
     hyperparam_dtype:DT -static_args
 gt.lbfgs tx learning_rate:LBFGS_RATE memory_size:POSINT scale_init_precond:FLAG
     SEARCH
+gt.lbfgs_b tx lower:BOUND upper:BOUND memory_size:POSINT
+    max_linesearch_steps:POSINT has_aux:FLAG
 gt.master_weights tx inner=SGD inner:TX dtype:FLOAT
 gt.masked tx inner=SGD mask={"w":True,"b":False} inner:TX -mask
 gt.newton tx NEWTON

@@ -12,6 +12,7 @@ from gradtransforms.second_order.conjugate_gradient import (
     conjugate_gradient,
     scale_by_conjugate_gradient,
 )
+from gradtransforms.second_order.lbfgs_b import LbfgsBState, lbfgs_b
 from gradtransforms.second_order.linesearch import (
     BacktrackingLinesearchInfo,
     ScaleByBacktrackingLinesearchState,
@@ -48,6 +49,7 @@ from gradtransforms.second_order.quasi_newton import (
 
 __all__ = [
     "BacktrackingLinesearchInfo",
+    "LbfgsBState",
     "MinimizeResult",
     "MinimizeStatus",
     "NewtonState",
@@ -62,6 +64,7 @@ __all__ = [
     "bfgs",
     "conjugate_gradient",
     "lbfgs",
+    "lbfgs_b",
     "minimize",
     "newton",
     "newton_cg",
