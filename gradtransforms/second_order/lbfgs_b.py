@@ -237,7 +237,7 @@ def _check_bounds(lower: Any, upper: Any) -> None:
         for leaf in jax.tree.leaves(bound):
             if isinstance(leaf, (type, bool, np.bool_)) or not isinstance(leaf, arrays):
                 raise TypeError(
-                    f"{name} must be None, a real number, or a tree of real "
+                    f"{name} must be a real number, None, or a tree of real "
                     f"numbers or arrays; got a leaf {leaf!r}."
                 )
             if isinstance(leaf, int) and abs(leaf) > _FLOAT_MAX:

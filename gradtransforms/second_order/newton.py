@@ -66,7 +66,8 @@ class _Model(NamedTuple):
     g_eigen: jax.Array  # Vᵀ∇f(θ)
     f0: jax.Array  # f(θ)
     grad0: Any  # ∇f(θ) as a tree
-    lowest: jax.Array  # the smallest α with H + αI safely positive definite
+    lowest: jax.Array  # the least α tried: 0 if H is positive definite, else
+    # 2|λ_min| + rounding; inf when H is not finite (no trial at all)
     noise: jax.Array  # 8 ε |f(θ)|: decreases below this are rounding
 
 
@@ -86,6 +87,9 @@ def _model(f, params, updates, value, grad, dtype) -> tuple[_Model, Any]:
     smallest = jnp.min(eigenvalues, initial=0)
     lowest = jnp.maximum(-2 * smallest, 0) + resolution
     lowest = jnp.where(smallest > 0, jnp.zeros_like(lowest), lowest)
+    # A Hessian with inf or nan entries (a kink of f) gives no model at all.
+    finite = jnp.all(jnp.isfinite(eigenvalues)) & jnp.all(jnp.isfinite(eigenvectors))
+    lowest = jnp.where(finite, lowest, jnp.inf)
     tiny = jnp.finfo(dtype).tiny
     noise = 8 * jnp.finfo(dtype).eps * jnp.maximum(jnp.abs(f0), tiny)
     grad0 = tu.cast_like(grad, params)
@@ -160,7 +164,7 @@ def _after_rejection(model: _Model, alpha, settings: _Settings):
     """The next α after a rejected trial: a step `damping_increase` times shorter.
 
     From an α that gives no usable step (H + αI not safely positive
-    definite, or singular), first the smallest α that does.
+    definite, or singular), first `model.lowest`.
     """
     alpha = alpha.astype(model.x.dtype)
     usable = (alpha >= model.lowest) & jnp.all(
@@ -175,6 +179,12 @@ def _after_rejection(model: _Model, alpha, settings: _Settings):
         _shorter(model, alpha, settings.damping_increase),
         jnp.maximum(alpha, floor),
     ).astype(model.f0.dtype)
+
+
+def _next_damping(old, alpha, ratio, accepted, settings: _Settings):
+    """α for the next update; the old one if this update had no finite model."""
+    new = jnp.where(accepted, _after_acceptance(alpha, ratio, settings), alpha)
+    return jnp.where(jnp.isfinite(new), new, old).astype(old.dtype)
 
 
 def _after_acceptance(alpha, ratio, settings: _Settings):
@@ -303,9 +313,7 @@ def scale_by_damped_newton(
             lambda c: ~c[2] & (c[0] < max_damping_steps), body_fn, start
         )
         new_state = NewtonState(
-            damping=jnp.where(
-                accepted, _after_acceptance(alpha, ratio, settings), alpha
-            ),
+            damping=_next_damping(state.damping, alpha, ratio, accepted, settings),
             ratio=ratio,
             num_hessian_evals=jnp.int32(1),
             evaluation=Evaluation(

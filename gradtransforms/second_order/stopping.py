@@ -82,14 +82,16 @@ def status_message(status: Any) -> Any:
     codes = np.asarray(status)
     if codes.ndim == 0:
         return _MESSAGES[MinimizeStatus(int(codes))]
-    return np.vectorize(lambda c: _MESSAGES[MinimizeStatus(int(c))])(codes)
+    return np.vectorize(lambda c: _MESSAGES[MinimizeStatus(int(c))], otypes=[str])(
+        codes
+    )
 
 
 class Progress(NamedTuple):
     """What the loop tracks to decide when to stop."""
 
     status: jax.Array  # int32: RUNNING or a MinimizeStatus
-    stalled_updates: jax.Array  # int32: updates in a row without a decrease of f
+    stalled_updates: jax.Array  # int32: updates in a row without progress
     step_norm: jax.Array  # scalar: ‖Δθ‖₂ of the last update that moved θ
     best_grad_norm: jax.Array  # scalar: the smallest gradient norm so far
     start_grad_norm: jax.Array  # scalar: the gradient norm at the start

@@ -164,3 +164,22 @@ def test_powell_badly_scaled_converges(x64):
     assert int(result.num_fun_evals) < 3_000  # measured 1,943
     np.testing.assert_allclose(result.params, reference.x, rtol=1e-4)
     assert float(result.value) < 1e-10
+
+
+def test_a_hessian_with_inf_entries_leaves_the_damping_finite(x64):
+    """|x|^1.5 has an infinite second derivative at 0: no model there, a zero
+    update, and the damping kept, so the next update (away from 0) works."""
+
+    def f(x):
+        return jnp.sum(jnp.abs(x) ** 1.5)
+
+    tx = so.scale_by_damped_newton()
+    x = jnp.array([0.0, 1.0])
+    g = jax.grad(f)(x)
+    updates, state = tx.update(g, tx.init(x), x, value=f(x), grad=g, value_fn=f)
+    np.testing.assert_array_equal(updates, [0.0, 0.0])
+    assert float(state.damping) == 0.0 and int(state.num_fun_evals) == 0
+    x = jnp.array([0.5, 1.0])
+    g = jax.grad(f)(x)
+    updates, state = tx.update(g, state, x, value=f(x), grad=g, value_fn=f)
+    assert float(f(x - updates)) < float(f(x))  # the step it tested was −d

@@ -17,6 +17,7 @@ import scipy.optimize
 from gradtransforms import problems
 from gradtransforms import second_order as so
 from gradtransforms.optimizers import sgd
+from gradtransforms.second_order.stopping import status_message
 
 Status = so.MinimizeStatus
 
@@ -210,3 +211,12 @@ def test_bad_tolerances_raise_naming_them(name):
             _bowl, jnp.ones(2), so.lbfgs(), max_steps=5, tol=0.0,
             **{name: jnp.ones(2)},
         )  # fmt: skip
+
+
+def test_status_is_last_and_an_empty_batch_has_no_messages():
+    assert so.MinimizeResult._fields[-1] == "status"  # old unpacking still works
+    assert status_message(np.zeros((0,), np.int32)).shape == (0,)
+    assert list(status_message(np.array([0, 4]))) == [
+        "converged: gradient norm <= tol",
+        "stopped: max_steps reached",
+    ]

@@ -180,11 +180,13 @@ def scale_by_zoom_linesearch(
         the best step of sufficient decrease found, if any, as optax.
       initial_guess_strategy: the first trial step: `"one"` (1, for
         (quasi-)Newton directions), `"keep"` (the last accepted step; 1 at
-        the first update and after a failure), as optax, or `"quadratic"`
+        the first update), as optax, or `"quadratic"`
         (N&W eq. 3.60: $\\min(1, 2.02 (f_k - f_{k-1}) / \\langle u,
         g\\rangle)$, for conjugate gradients; at the first update, where
         $f_{k-1}$ is not known, $\\min(1, 1/\\lVert u\\rVert)$, a step of
-        length at most 1).
+        length at most 1). After a failed search, whatever the strategy, the
+        next one starts from the trial step the failed one would have tried
+        next.
       verbose: print a diagnosis (with `jax.debug.callback`, with optax's
         `FLAG_*` sentences) when the step returned does not satisfy both
         conditions, as optax.
