@@ -38,7 +38,7 @@ def _is_number(bound: Any) -> bool:
 def _bound_like(name: str, bound: Any, params: Any, fill: float) -> Any:
     """`bound` as a tree like `params` (None: `fill`; a number: every element)."""
     if bound is None:
-        return jax.tree.map(lambda p: jnp.full(jnp.shape(p), fill, p.dtype), params)
+        return tu.full_like(params, fill)
     if _is_number(bound):
         dtype = getattr(bound, "dtype", None)
         real = isinstance(bound, (int, float, np.integer, np.floating)) or (
@@ -46,7 +46,7 @@ def _bound_like(name: str, bound: Any, params: Any, fill: float) -> Any:
         )
         if isinstance(bound, bool) or not real or jnp.iscomplexobj(bound):
             raise TypeError(f"{name} must be a real number or a tree like the params.")
-        return jax.tree.map(lambda p: jnp.full(jnp.shape(p), bound, p.dtype), params)
+        return tu.full_like(params, bound)
     if jax.tree.structure(bound) != jax.tree.structure(params):
         raise ValueError(
             f"{name} must be None, a number, or a tree with the params' structure "

@@ -1,4 +1,5 @@
-"""A user's own loop for the second-order tests: `run` scans a transformation."""
+"""Helpers of the second-order tests: `run` scans a transformation in a user's
+own loop; `count_evaluations` counts an objective's executions on the host."""
 
 from __future__ import annotations
 
@@ -34,3 +35,14 @@ def run(tx, fun, params, steps, value_fn=None, **fn_kwargs):
 
     (params, state), trajectory = run(params)
     return params, state, trajectory
+
+
+def count_evaluations(fun):
+    """`fun` plus a host-side count of its executions (independent of ours)."""
+    calls = []
+
+    def counted(params):
+        jax.debug.callback(lambda: calls.append(1))
+        return fun(params)
+
+    return counted, calls

@@ -15,20 +15,11 @@ from gradtransforms import second_order as so
 from gradtransforms.objective import Evaluation
 from gradtransforms.optimizers import sgd
 from gradtransforms.second_order.evaluations import evaluations, value_after
+from tests.second_order.loop import count_evaluations
 
 
 def _bowl(x):
     return jnp.sum((x - 1.0) ** 2)
-
-
-def _counted(fun):
-    calls = []
-
-    def counted(x):
-        jax.debug.callback(lambda: calls.append(1))
-        return fun(x)
-
-    return counted, calls
 
 
 def test_records_are_found_in_ours_and_optax_states_only():
@@ -42,7 +33,7 @@ def test_records_are_found_in_ours_and_optax_states_only():
 
 
 def test_a_stored_finite_value_is_reused_without_evaluating():
-    fun, calls = _counted(_bowl)
+    fun, calls = count_evaluations(_bowl)
     x = jnp.array([0.5, 2.0])
     grad = jax.grad(_bowl)(x)
     record = Evaluation(_bowl(x), grad, jnp.int32(3), jnp.int32(3))
@@ -59,7 +50,7 @@ def test_a_stored_finite_value_is_reused_without_evaluating():
 
 
 def test_a_non_finite_stored_value_is_evaluated_again():
-    fun, calls = _counted(_bowl)
+    fun, calls = count_evaluations(_bowl)
     x = jnp.array([0.5, 2.0])
     record = Evaluation(jnp.inf, jnp.zeros(2), jnp.int32(2), jnp.int32(2))
 
@@ -74,7 +65,7 @@ def test_a_non_finite_stored_value_is_evaluated_again():
 
 
 def test_without_records_the_point_is_evaluated():
-    fun, calls = _counted(_bowl)
+    fun, calls = count_evaluations(_bowl)
     x = jnp.array([0.5, 2.0])
     value, _, fun_evals, grad_evals = value_after(
         lambda p: jax.value_and_grad(fun)(p), sgd(0.1).init(x), x

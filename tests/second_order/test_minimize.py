@@ -21,6 +21,7 @@ from gradtransforms import problems
 from gradtransforms import second_order as so
 from gradtransforms.optimizers import sgd
 from gradtransforms.scaling import scale
+from tests.second_order.loop import count_evaluations
 
 # (our optimizer, the SciPy method it is compared with)
 METHODS = {
@@ -50,17 +51,6 @@ def _scipy_iterations(method, fun, jac, hess, x0, tol):
     return result.nit
 
 
-def _count_evaluations(fun):
-    """`fun` plus a host-side count of its executions (independent of ours)."""
-    calls = []
-
-    def counted(params):
-        jax.debug.callback(lambda: calls.append(1))
-        return fun(params)
-
-    return counted, calls
-
-
 # --------------------------------------------------------------------------
 # Rosenbrock
 
@@ -81,7 +71,7 @@ def test_rosenbrock(dim, method, x64):
     make, scipy_method = METHODS[method]
     x0 = ROSENBROCK_STARTS[dim]
     tol = 1e-6
-    fun, calls = _count_evaluations(_rosenbrock)
+    fun, calls = count_evaluations(_rosenbrock)
     result = so.minimize(fun, {"x": jnp.asarray(x0)}, make(), max_steps=5000, tol=tol)
 
     assert bool(result.converged) and float(result.grad_norm) <= tol
@@ -204,7 +194,7 @@ def test_an_infinite_value_is_never_converged(optimizer):
 
 def test_optax_lbfgs(x64):
     x0 = ROSENBROCK_STARTS["2d"]
-    fun, calls = _count_evaluations(_rosenbrock)
+    fun, calls = count_evaluations(_rosenbrock)
     with jax.numpy_dtype_promotion("standard"):  # optax's code needs it
         result = so.minimize(
             fun, {"x": jnp.asarray(x0)}, optax.lbfgs(), max_steps=500, tol=1e-6
